@@ -1,0 +1,250 @@
+/**
+ * The configuration file's schema (SPEC section 4).
+ *
+ * Every object is strict, so a typo in a field name is an error naming its path rather than a
+ * silently ignored setting. Defaults are applied here, so the parsed `Config` is complete.
+ */
+import { z } from 'zod';
+import { CardComponentsSchema } from '../core/components.js';
+
+/** Card keys as Plain allows them (`cardKeys` items of the card protocol). */
+export const CARD_KEY_PATTERN = /^[a-zA-Z0-9_-]+$/;
+export const CARD_KEY_MAX_LENGTH = 500;
+export const UPSTREAM_NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+export const KEY_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Cross-field and key checks run even when some other field already failed, so that one run names
+ * every bad field. Their input may then be partly invalid, hence the defensive code in them.
+ */
+const ALWAYS = { when: () => true };
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * An integer in [min, max]. (Not `.int()`: its issue aborts the whole parse in zod 4, which would
+ * keep the cross-field checks below from naming their fields in the same run.)
+ */
+const int = (min: number, max?: number) => {
+  const base = z.number().min(min);
+  return (max === undefined ? base : base.max(max)).refine(Number.isInteger, 'expected an integer');
+};
+
+const nonEmptyString = z.string().min(1, 'must not be empty');
+
+const ListenSchema = z.strictObject({
+  host: nonEmptyString.default('0.0.0.0'),
+  port: int(0, 65535).default(8080),
+});
+
+const RedisSchema = z.strictObject({
+  url: nonEmptyString
+    .refine((value) => {
+      try {
+        const url = new URL(value);
+        return url.protocol === 'redis:' || url.protocol === 'rediss:';
+      } catch {
+        return false;
+      }
+    }, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
+  keyPrefix: z
+    .string()
+    .regex(KEY_PREFIX_PATTERN, 'must be 1 to 64 characters of A-Z, a-z, 0-9, "_", "." or "-"')
+    .default('cardproxy'),
+});
+
+const PlainSchema = z.strictObject({
+  signingSecrets: z.array(nonEmptyString).default([]),
+});
+
+const AdminSchema = z.strictObject({
+  token: nonEmptyString.nullable().default(null),
+});
+
+const ScopeSchema = z.enum(['customer', 'thread']);
+
+/** The fields of `defaults`, each of which a card may override. */
+const cardSettingShape = {
+  ttlSeconds: int(1),
+  staleSeconds: int(0),
+  placeholderTtlSeconds: int(1),
+  staleServeTtlSeconds: int(1),
+  integrationErrorTtlSeconds: int(1),
+  scope: ScopeSchema,
+};
+
+const DefaultsSchema = z.strictObject({
+  ttlSeconds: cardSettingShape.ttlSeconds.default(300),
+  staleSeconds: cardSettingShape.staleSeconds.default(86_400),
+  placeholderTtlSeconds: cardSettingShape.placeholderTtlSeconds.default(15),
+  staleServeTtlSeconds: cardSettingShape.staleServeTtlSeconds.default(15),
+  integrationErrorTtlSeconds: cardSettingShape.integrationErrorTtlSeconds.default(300),
+  scope: cardSettingShape.scope.default('customer'),
+});
+
+const EventsSchema = z.strictObject({
+  retentionSeconds: int(60).default(604_800),
+});
+
+const WorkerSchema = z.strictObject({
+  /** BullMQ lock duration of an active refresh job. */
+  lockDurationMs: int(1000).default(30_000),
+  /** How often BullMQ looks for stalled jobs. */
+  stalledIntervalMs: int(1000).default(30_000),
+});
+
+const HttpUrlSchema = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL');
+
+/**
+ * Header names are trimmed; two names equal after trimming (case-insensitively) are an error, as
+ * is a name that is empty after trimming or not a valid HTTP header name. Values are kept as-is
+ * (Plain compares them as-is too) but may not contain line breaks.
+ */
+const HeadersSchema = z
+  .record(
+    z.string(),
+    z.string().refine((value) => !/[\r\n\0]/.test(value), 'a header value may not contain line breaks or NUL'),
+  )
+  .superRefine((headers, ctx) => {
+    if (!isRecord(headers)) return;
+    const seen = new Map<string, string>();
+    for (const name of Object.keys(headers)) {
+      const trimmed = name.trim();
+      if (trimmed === '') {
+        ctx.addIssue({ code: 'custom', path: [name], message: 'header name is empty' });
+        continue;
+      }
+      if (!HEADER_NAME_PATTERN.test(trimmed)) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `"${trimmed}" is not a valid HTTP header name` });
+        continue;
+      }
+      const lower = trimmed.toLowerCase();
+      const previous = seen.get(lower);
+      if (previous !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `duplicate header name: "${name}" and "${previous}" are the same header once trimmed (names are case-insensitive)`,
+        });
+      } else {
+        seen.set(lower, name);
+      }
+    }
+  }, ALWAYS)
+  .transform((headers) => {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) out[name.trim()] = value;
+    return out;
+  });
+
+const UpstreamSchema = z.strictObject({
+  url: HttpUrlSchema,
+  headers: HeadersSchema.default({}),
+  timeoutMs: int(100, 600_000).default(30_000),
+  concurrency: int(1, 1000).default(4),
+  retries: int(0, 10).default(1),
+  retryDelayMs: int(0, 600_000).default(1000),
+  signingSecret: nonEmptyString.nullable().default(null),
+});
+
+const CardSchema = z.strictObject({
+  upstream: nonEmptyString,
+  ttlSeconds: cardSettingShape.ttlSeconds.optional(),
+  staleSeconds: cardSettingShape.staleSeconds.optional(),
+  placeholderTtlSeconds: cardSettingShape.placeholderTtlSeconds.optional(),
+  staleServeTtlSeconds: cardSettingShape.staleServeTtlSeconds.optional(),
+  integrationErrorTtlSeconds: cardSettingShape.integrationErrorTtlSeconds.optional(),
+  scope: cardSettingShape.scope.optional(),
+  placeholder: CardComponentsSchema.optional(),
+  errorComponents: CardComponentsSchema.optional(),
+});
+
+export interface ConfigIssue {
+  path: Array<string | number>;
+  message: string;
+}
+
+/**
+ * The checks that span several fields or concern record keys: at least one upstream and one card,
+ * valid upstream names and card keys, and every card naming a configured upstream. Works on any
+ * input (also one that fails elsewhere), so that one run can name every bad field.
+ */
+export function crossFieldIssues(config: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isRecord(config)) return issues;
+  const { upstreams, cards } = config;
+  if (isRecord(upstreams)) {
+    const names = Object.keys(upstreams);
+    if (names.length === 0) issues.push({ path: ['upstreams'], message: 'at least one upstream must be configured' });
+    for (const name of names) {
+      if (!UPSTREAM_NAME_PATTERN.test(name)) {
+        issues.push({ path: ['upstreams', name], message: `invalid upstream name: must match ${UPSTREAM_NAME_PATTERN.source}` });
+      }
+    }
+  }
+  if (isRecord(cards)) {
+    const keys = Object.keys(cards);
+    if (keys.length === 0) issues.push({ path: ['cards'], message: 'at least one card must be configured' });
+    for (const key of keys) {
+      if (!CARD_KEY_PATTERN.test(key) || key.length > CARD_KEY_MAX_LENGTH) {
+        issues.push({
+          path: ['cards', key],
+          message: `invalid card key: must match ${CARD_KEY_PATTERN.source} and be at most ${CARD_KEY_MAX_LENGTH} characters`,
+        });
+      }
+    }
+    if (isRecord(upstreams)) {
+      const known = Object.keys(upstreams);
+      for (const [key, card] of Object.entries(cards)) {
+        if (!isRecord(card) || typeof card.upstream !== 'string' || card.upstream === '') continue;
+        if (!Object.hasOwn(upstreams, card.upstream)) {
+          issues.push({
+            path: ['cards', key, 'upstream'],
+            message: `unknown upstream "${card.upstream}"${known.length > 0 ? ` (configured: ${known.join(', ')})` : ''}`,
+          });
+        }
+      }
+    }
+  }
+  return issues;
+}
+
+export const ConfigSchema = z
+  .strictObject({
+    listen: ListenSchema.prefault({}),
+    redis: RedisSchema.prefault({}),
+    plain: PlainSchema.prefault({}),
+    admin: AdminSchema.prefault({}),
+    budgetMs: int(100, 14_000).default(10_000),
+    defaults: DefaultsSchema.prefault({}),
+    events: EventsSchema.prefault({}),
+    worker: WorkerSchema.prefault({}),
+    upstreams: z.record(z.string(), UpstreamSchema),
+    cards: z.record(z.string(), CardSchema),
+  })
+  .superRefine((config: unknown, ctx) => {
+    for (const issue of crossFieldIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
+  }, ALWAYS);
+
+/** The configuration as written in the file (defaults optional). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** The validated configuration, every default applied. */
+export type Config = z.output<typeof ConfigSchema>;
+export type UpstreamConfig = Config['upstreams'][string];
+export type CardConfig = Config['cards'][string];
+export type CardDefaults = Config['defaults'];
+export type CardScope = z.output<typeof ScopeSchema>;

@@ -1,0 +1,77 @@
+/**
+ * The event log's vocabulary (SPEC section 6). Every change of a card's state is one of these;
+ * the cache is their projection (see card-state.ts). Schemas validate events read back from the
+ * stream, so a hand-edited or foreign entry is skipped instead of corrupting the projection.
+ */
+import { z } from 'zod';
+import { CardComponentsSchema } from './components.js';
+
+const CardIdentity = {
+  workspaceId: z.string(),
+  customerId: z.string(),
+  threadId: z.string().nullable(),
+  cardKey: z.string(),
+};
+
+/** The customer's other identifiers, carried so that replay can rebuild the look-up index. */
+const CustomerIdentifiers = {
+  customerEmail: z.string().nullable().optional(),
+  customerExternalId: z.string().nullable().optional(),
+};
+
+export const CardRefreshedData = z.object({
+  ...CardIdentity,
+  ...CustomerIdentifiers,
+  components: CardComponentsSchema.nullable(),
+  ttlSeconds: z.number().int().min(0),
+  fetchedAt: z.iso.datetime(),
+  upstream: z.string(),
+  durationMs: z.number().min(0),
+});
+
+export const ErrorKindSchema = z.enum(['retriable', 'integration']);
+export type ErrorKind = z.infer<typeof ErrorKindSchema>;
+
+export const CardRefreshFailedData = z.object({
+  ...CardIdentity,
+  ...CustomerIdentifiers,
+  upstream: z.string(),
+  errorKind: ErrorKindSchema,
+  detail: z.string(),
+  status: z.number().int().nullable(),
+  failedAt: z.iso.datetime(),
+});
+
+export const CardInvalidatedData = z.object({
+  ...CardIdentity,
+  reason: z.string(),
+  invalidatedAt: z.iso.datetime(),
+});
+
+export const TtlOverrideSetData = z.object({ cardKey: z.string(), ttlSeconds: z.number().int().min(1) });
+export const TtlOverrideClearedData = z.object({ cardKey: z.string() });
+
+export const CardEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('card.refreshed'), data: CardRefreshedData }),
+  z.object({ type: z.literal('card.refresh_failed'), data: CardRefreshFailedData }),
+  z.object({ type: z.literal('card.invalidated'), data: CardInvalidatedData }),
+  z.object({ type: z.literal('ttl.override_set'), data: TtlOverrideSetData }),
+  z.object({ type: z.literal('ttl.override_cleared'), data: TtlOverrideClearedData }),
+]);
+
+export type CardEvent = z.infer<typeof CardEventSchema>;
+export type CardEventType = CardEvent['type'];
+export type CardStateEvent = Extract<CardEvent, { type: 'card.refreshed' | 'card.refresh_failed' | 'card.invalidated' }>;
+
+export const CARD_EVENT_TYPES = [
+  'card.refreshed',
+  'card.refresh_failed',
+  'card.invalidated',
+  'ttl.override_set',
+  'ttl.override_cleared',
+] as const satisfies readonly CardEventType[];
+
+/** True for the events that change one card's cached state (as opposed to TTL overrides). */
+export function isCardStateEvent(event: CardEvent): event is CardStateEvent {
+  return event.type === 'card.refreshed' || event.type === 'card.refresh_failed' || event.type === 'card.invalidated';
+}

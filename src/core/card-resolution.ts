@@ -1,0 +1,138 @@
+/**
+ * The card resolution policy of SPEC section 5, as pure functions of (now, cached state, policy).
+ * `lookupCard` decides what a request does with a cached card; `answerAfterRefresh` decides what
+ * it serves once the refresh it waited for landed, failed or ran out of budget.
+ */
+import type { CardComponent } from './components.js';
+import type { CardState } from './card-state.js';
+
+/** The card settings the policy reads (a CardPolicy from the config satisfies it). */
+export interface ResolutionPolicy {
+  readonly staleSeconds: number;
+  readonly placeholderTtlSeconds: number;
+  readonly staleServeTtlSeconds: number;
+  readonly integrationErrorTtlSeconds: number;
+  readonly placeholder: readonly CardComponent[];
+  readonly errorComponents: readonly CardComponent[];
+}
+
+/** Where a served card came from; the `source` label of cardproxy_cards_served_total. */
+export type AnswerSource = 'cache' | 'stale' | 'refreshed' | 'placeholder' | 'error';
+
+/** One card as it goes back to Plain, plus where it came from. */
+export interface CardAnswer {
+  readonly source: AnswerSource;
+  readonly ttlSeconds: number;
+  readonly components: readonly CardComponent[] | null;
+}
+
+/** What a request does for one key; `kind` is the `result` label of cardproxy_card_lookups_total. */
+export type Lookup =
+  | { readonly kind: 'fresh'; readonly answer: CardAnswer }
+  | { readonly kind: 'stale'; readonly answer: CardAnswer } // serve now, refresh in the background
+  | { readonly kind: 'negative'; readonly answer: CardAnswer } // integration error cached: no upstream call
+  | { readonly kind: 'miss' } // refresh and wait within the budget
+  | { readonly kind: 'reload' }; // the user pressed reload: forced refresh, wait within the budget
+
+export type LookupKind = Lookup['kind'];
+
+/** How the refresh a request waited for turned out. */
+export type RefreshOutcome = 'refreshed' | 'failed' | 'pending';
+
+const SECOND = 1000;
+
+/** Seconds of freshness left, rounded up, at least 1 (Plain needs a positive TTL to cache). */
+export function freshSecondsLeft(now: number, data: NonNullable<CardState['data']>): number {
+  const left = Math.ceil((data.fetchedAt + data.ttlSeconds * SECOND - now) / SECOND);
+  return Math.max(1, left);
+}
+
+function isFresh(now: number, state: CardState): boolean {
+  const data = state.data;
+  return data !== null && state.invalidatedAt === null && now < data.fetchedAt + data.ttlSeconds * SECOND;
+}
+
+function isWithinStaleWindow(now: number, state: CardState, policy: ResolutionPolicy): boolean {
+  const data = state.data;
+  return data !== null && now < data.fetchedAt + (data.ttlSeconds + policy.staleSeconds) * SECOND;
+}
+
+function negativeUntil(state: CardState, policy: ResolutionPolicy): number {
+  const failure = state.failure;
+  return failure?.kind === 'integration' ? failure.at + policy.integrationErrorTtlSeconds * SECOND : -Infinity;
+}
+
+function cacheAnswer(now: number, data: NonNullable<CardState['data']>, source: 'cache' | 'refreshed'): CardAnswer {
+  return { source, ttlSeconds: freshSecondsLeft(now, data), components: data.components };
+}
+
+function staleAnswer(data: NonNullable<CardState['data']>, policy: ResolutionPolicy): CardAnswer {
+  return { source: 'stale', ttlSeconds: policy.staleServeTtlSeconds, components: data.components };
+}
+
+function placeholderAnswer(policy: ResolutionPolicy): CardAnswer {
+  return { source: 'placeholder', ttlSeconds: policy.placeholderTtlSeconds, components: policy.placeholder };
+}
+
+function errorAnswer(policy: ResolutionPolicy, ttlSeconds: number): CardAnswer {
+  return { source: 'error', ttlSeconds, components: policy.errorComponents };
+}
+
+/**
+ * Rules 2-6 of SPEC section 5 for one key (rule 1, unknown keys, is decided before a state is read).
+ * @param isReload the request is a manual reload of this card (see `isManualReload`)
+ */
+export function lookupCard(now: number, state: CardState | undefined, policy: ResolutionPolicy, isReload: boolean): Lookup {
+  if (isReload) return { kind: 'reload' };
+  if (state === undefined) return { kind: 'miss' };
+  if (isFresh(now, state)) return { kind: 'fresh', answer: cacheAnswer(now, state.data!, 'cache') };
+  const negativeEnd = negativeUntil(state, policy);
+  if (now < negativeEnd) {
+    const answer = state.data
+      ? staleAnswer(state.data, policy)
+      : errorAnswer(policy, Math.max(1, Math.ceil((negativeEnd - now) / SECOND)));
+    return { kind: 'negative', answer };
+  }
+  if (isWithinStaleWindow(now, state, policy)) return { kind: 'stale', answer: staleAnswer(state.data!, policy) };
+  return { kind: 'miss' };
+}
+
+/**
+ * What a request serves for a key it refreshed (miss or reload) once the refresh settled or the
+ * budget ran out. `state` is the card as read after that moment.
+ */
+export function answerAfterRefresh(
+  now: number,
+  state: CardState | undefined,
+  policy: ResolutionPolicy,
+  outcome: RefreshOutcome,
+): CardAnswer {
+  const data = state?.data ?? null;
+  switch (outcome) {
+    case 'refreshed':
+      return data ? cacheAnswer(now, data, 'refreshed') : placeholderAnswer(policy);
+    case 'failed': {
+      // Stale-if-error: a copy of any age that is still held beats an error card.
+      if (data) return staleAnswer(data, policy);
+      const integration = state?.failure?.kind === 'integration';
+      return errorAnswer(policy, integration ? policy.integrationErrorTtlSeconds : policy.placeholderTtlSeconds);
+    }
+    case 'pending':
+      if (state && isFresh(now, state)) return cacheAnswer(now, data!, 'cache');
+      if (state && isWithinStaleWindow(now, state, policy)) return staleAnswer(data!, policy);
+      return placeholderAnswer(policy);
+    default: {
+      const unreachable: never = outcome;
+      return unreachable;
+    }
+  }
+}
+
+/**
+ * Plain caches what it is given per customer and thread, so a single-key request for a card it
+ * was answered less than that answer's TTL ago can only be a user pressing reload.
+ * @param servedUntil when the last answer for (workspace, customer, thread, key) expires in Plain, or null
+ */
+export function isManualReload(now: number, requestedKeyCount: number, servedUntil: number | null): boolean {
+  return requestedKeyCount === 1 && servedUntil !== null && now < servedUntil;
+}

@@ -1,0 +1,103 @@
+/**
+ * A cached card as the projection of its events. `evolve` is the only place that says how an
+ * event changes a card; the Redis store and replay both go through it.
+ */
+import { z } from 'zod';
+import { CardComponentsSchema } from './components.js';
+import { ErrorKindSchema, type CardStateEvent } from './card-events.js';
+
+export const CardStateSchema = z.object({
+  /** The last successful load, kept through later failures for stale-if-error. */
+  data: z
+    .object({
+      components: CardComponentsSchema.nullable(),
+      /** Effective TTL fixed when the card was loaded (override > upstream > card config). */
+      ttlSeconds: z.number().int().min(0),
+      fetchedAt: z.number(),
+      upstream: z.string(),
+    })
+    .nullable(),
+  /** The last failed refresh since the last success; drives the negative cache. */
+  failure: z
+    .object({
+      kind: ErrorKindSchema,
+      at: z.number(),
+      detail: z.string(),
+      status: z.number().int().nullable(),
+    })
+    .nullable(),
+  /** Set by an operator's invalidation: the data counts as stale from then on. */
+  invalidatedAt: z.number().nullable(),
+  /** Kept for the customer look-up index (invalidation by email or external id). */
+  customerEmail: z.string().nullable(),
+  customerExternalId: z.string().nullable(),
+});
+
+export type CardState = z.infer<typeof CardStateSchema>;
+
+export const EMPTY_CARD_STATE: CardState = Object.freeze({
+  data: null,
+  failure: null,
+  invalidatedAt: null,
+  customerEmail: null,
+  customerExternalId: null,
+});
+
+/** Applies one event to a card's state. Pure; `undefined` stands for "nothing cached". */
+export function evolve(state: CardState | undefined, event: CardStateEvent): CardState {
+  const current = state ?? EMPTY_CARD_STATE;
+  switch (event.type) {
+    case 'card.refreshed': {
+      const d = event.data;
+      return {
+        data: { components: d.components, ttlSeconds: d.ttlSeconds, fetchedAt: Date.parse(d.fetchedAt), upstream: d.upstream },
+        failure: null,
+        invalidatedAt: null,
+        customerEmail: d.customerEmail ?? current.customerEmail,
+        customerExternalId: d.customerExternalId ?? current.customerExternalId,
+      };
+    }
+    case 'card.refresh_failed': {
+      const d = event.data;
+      return {
+        ...current,
+        failure: { kind: d.errorKind, at: Date.parse(d.failedAt), detail: d.detail, status: d.status },
+        customerEmail: d.customerEmail ?? current.customerEmail,
+        customerExternalId: d.customerExternalId ?? current.customerExternalId,
+      };
+    }
+    case 'card.invalidated':
+      // Nothing cached: nothing to mark stale.
+      if (current.data === null) return current;
+      return { ...current, invalidatedAt: Date.parse(event.data.invalidatedAt) };
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
+}
+
+/** How long a state stays worth keeping, for its card's policy. */
+export interface RetentionPolicy {
+  readonly staleSeconds: number;
+  readonly integrationErrorTtlSeconds: number;
+}
+
+/** A failure without data is kept this long so that waiting requests can read its outcome. */
+const RETRIABLE_FAILURE_KEEP_MS = 60_000;
+
+/**
+ * When the state stops being useful: the end of the stale window of its data, or of the negative
+ * cache of its failure, whichever is later. Returns null when it is worth nothing already.
+ */
+export function keepUntil(state: CardState, policy: RetentionPolicy): number | null {
+  let until = -Infinity;
+  if (state.data) {
+    until = Math.max(until, state.data.fetchedAt + (state.data.ttlSeconds + policy.staleSeconds) * 1000);
+  }
+  if (state.failure) {
+    const keep = state.failure.kind === 'integration' ? policy.integrationErrorTtlSeconds * 1000 : RETRIABLE_FAILURE_KEEP_MS;
+    until = Math.max(until, state.failure.at + keep);
+  }
+  return Number.isFinite(until) ? until : null;
+}

@@ -1,0 +1,110 @@
+/**
+ * The Prometheus metrics of SPEC section 8, in a registry the app owns. Label values come from
+ * configuration (card keys, upstream names) or fixed enums, never from request data.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
+
+export type UpstreamOutcome = 'ok' | 'retriable_error' | 'integration_error';
+export type QueueState = 'waiting' | 'active' | 'delayed' | 'failed';
+export type QueueDepthSource = () => Promise<Array<{ upstream: string; state: QueueState; count: number }>>;
+
+/** Histogram buckets in seconds with a boundary exactly on the budget, so "within budget" is exact. */
+export function latencyBuckets(budgetMs: number): number[] {
+  const base = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60];
+  return [...new Set([...base, budgetMs / 1000])].sort((a, b) => a - b);
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly cardLookups: Counter<'card_key' | 'result'>;
+  readonly cardsServed: Counter<'card_key' | 'source'>;
+  readonly upstreamDuration: Histogram<'upstream' | 'outcome'>;
+  readonly budgetExhausted: Counter<'card_key'>;
+  readonly refreshJobs: Gauge<'upstream' | 'state'>;
+  readonly eventsAppended: Counter<'type'>;
+  readonly unknownCardKeys: Counter;
+
+  #queueDepth: QueueDepthSource | undefined;
+
+  constructor(opts: { budgetMs: number }) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'cardproxy_' });
+    this.httpDuration = new Histogram({
+      name: 'cardproxy_http_request_duration_seconds',
+      help: 'HTTP request duration by route pattern and status code.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: latencyBuckets(opts.budgetMs),
+      registers,
+    });
+    this.cardLookups = new Counter({
+      name: 'cardproxy_card_lookups_total',
+      help: 'Card look-ups by what the cache held: fresh, stale, miss, reload (manual reload) or negative (cached integration error).',
+      labelNames: ['card_key', 'result'],
+      registers,
+    });
+    this.cardsServed = new Counter({
+      name: 'cardproxy_cards_served_total',
+      help: 'Cards answered to Plain by where they came from.',
+      labelNames: ['card_key', 'source'],
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'cardproxy_upstream_request_duration_seconds',
+      help: 'Legacy card API call duration by upstream and outcome.',
+      labelNames: ['upstream', 'outcome'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120],
+      registers,
+    });
+    this.budgetExhausted = new Counter({
+      name: 'cardproxy_budget_exhausted_total',
+      help: 'Cards answered with a placeholder because their refresh did not land within budgetMs.',
+      labelNames: ['card_key'],
+      registers,
+    });
+    const metrics = this;
+    this.refreshJobs = new Gauge({
+      name: 'cardproxy_refresh_jobs',
+      help: 'Refresh jobs per upstream and state, read from the queues at scrape time.',
+      labelNames: ['upstream', 'state'],
+      registers,
+      async collect() {
+        const source = metrics.#queueDepth;
+        if (!source) return;
+        try {
+          const depths = await source();
+          this.reset();
+          for (const { upstream, state, count } of depths) this.set({ upstream, state }, count);
+        } catch {
+          // Redis is down: the gauge stays empty rather than failing the whole scrape.
+        }
+      },
+    });
+    this.eventsAppended = new Counter({
+      name: 'cardproxy_events_appended_total',
+      help: 'Events appended to the event log, by type.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.unknownCardKeys = new Counter({
+      name: 'cardproxy_unknown_card_keys_total',
+      help: 'Requested card keys that are not configured (answered with no card).',
+      registers,
+    });
+  }
+
+  /** Where the refresh-job gauge reads its counts at scrape time. */
+  setQueueDepthSource(source: QueueDepthSource): void {
+    this.#queueDepth = source;
+  }
+
+  recordLookup(cardKey: string, result: LookupKind): void {
+    this.cardLookups.inc({ card_key: cardKey, result });
+  }
+
+  recordServed(cardKey: string, source: AnswerSource): void {
+    this.cardsServed.inc({ card_key: cardKey, source });
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Redis connections, one per kind of work (BullMQ's production guide):
+ * - the command connection serves requests and must fail fast when Redis is gone, so no request
+ *   waits on a dead Redis: no offline queue, one retry, a command time-out;
+ * - blocking connections (BullMQ workers, pub/sub) may wait forever and reconnect by themselves.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** Reconnect quickly at first, then every 2 s, forever: recovery needs no restart. */
+const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+
+function attachLogging(client: Redis, log: Logger, role: string): Redis {
+  let lastError = '';
+  client.on('error', (err: Error) => {
+    // ioredis repeats the same error on every reconnect attempt: log each distinct one once.
+    if (err.message !== lastError) log.warn({ err, role }, 'redis connection error');
+    lastError = err.message;
+  });
+  client.on('ready', () => {
+    if (lastError) log.info({ role }, 'redis connection restored');
+    lastError = '';
+  });
+  return client;
+}
+
+/** The fail-fast connection for the request path (cache reads, enqueues, admin). */
+export function createCommandConnection(url: string, log: Logger, commandTimeoutMs: number): Redis {
+  const options: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: 2000,
+    retryStrategy,
+  };
+  return attachLogging(new Redis(url, options), log, 'command');
+}
+
+/** A connection that may block (BullMQ worker, subscriber): waits and reconnects forever. */
+export function createBlockingConnection(url: string, log: Logger, role: string): Redis {
+  const options: RedisOptions = { maxRetriesPerRequest: null, connectTimeout: 5000, retryStrategy };
+  return attachLogging(new Redis(url, options), log, role);
+}
+
+/** Resolves once the client is ready, or after `timeoutMs` (a server starts without Redis). */
+export async function waitUntilReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(false), timeoutMs);
+    const onReady = () => done(true);
+    function done(ready: boolean) {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ready);
+    }
+    client.on('ready', onReady);
+  });
+}

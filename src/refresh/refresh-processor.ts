@@ -1,0 +1,109 @@
+/**
+ * What a worker does with one refresh job: call the upstream once for the job's cards, and record
+ * the outcome as events (which update the cache and wake waiting requests). Retriable failures are
+ * thrown so BullMQ retries them after the group's delay; integration errors are never retried.
+ */
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { cardRefId, type CardRef } from '../core/card-ref.js';
+import type { CardStateEvent } from '../core/card-events.js';
+import type { CardPolicy } from '../config/card-policy.js';
+import type { UpstreamGroup } from '../config/upstream-groups.js';
+import type { CardStore, RefreshNotice } from '../redis/card-store.js';
+import type { Metrics } from '../observability/metrics.js';
+import { callUpstream } from '../upstream/upstream-client.js';
+import { callOutcome, eventsForResult, type LoadContext } from './card-loads.js';
+import { RefreshJobDataSchema, type RefreshJobData } from './refresh-job.js';
+
+export interface ProcessorDeps {
+  readonly store: CardStore;
+  readonly policies: ReadonlyMap<string, CardPolicy>;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup) {
+  const { store, policies, clock, metrics } = deps;
+  const log = deps.log.child({ component: 'refresh-worker', upstream: group.name });
+
+  return async function processRefresh(job: Job): Promise<void> {
+    const parsed = RefreshJobDataSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid refresh job data: ${parsed.error.message}`);
+    const data = parsed.data;
+    const owner = job.id!;
+    const all = data.cards.map((c): CardRef => ({ workspaceId: data.workspaceId, customerId: data.customer.id, ...c }));
+    // Cards whose config disappeared (a redeploy) are dropped; their markers still go back.
+    const refs = all.filter((ref) => policies.get(ref.cardKey)?.upstream !== undefined);
+    const release = all.map((ref) => ({ ref, owner }));
+
+    // A card loaded since this job was queued (by a job whose markers had lapsed) needs no call.
+    const toLoad = data.force ? refs : await skipFreshlyLoaded(store, refs, data.requestedAt);
+    const alreadyDone = refs.filter((ref) => !toLoad.includes(ref));
+    if (toLoad.length === 0) {
+      await store.applyCardEvents([], { release, notice: notice(alreadyDone, 'refreshed') });
+      log.info({ jobId: job.id, keys: refs.map((r) => r.cardKey), outcome: 'skipped' }, 'refresh job');
+      return;
+    }
+
+    const keys = toLoad.map((r) => r.cardKey);
+    const result = await callUpstream(
+      { name: group.name, url: group.url, headers: group.headers, timeoutMs: group.timeoutMs, signingSecret: group.signingSecret },
+      { workspaceId: data.workspaceId, cardKeys: keys, customer: data.customer, thread: data.thread, tenant: data.tenant },
+    );
+    const outcome = callOutcome(result, keys);
+    metrics.upstreamDuration.observe({ upstream: group.name, outcome }, result.durationMs / 1000);
+    const attempt = job.attemptsMade + 1;
+    const lastAttempt = attempt >= (job.opts.attempts ?? 1);
+    const jobLog = { jobId: job.id, attempt, keys, customerId: data.customer.id, durationMs: result.durationMs, outcome };
+
+    if (!result.ok && result.failure.kind === 'retriable' && !lastAttempt) {
+      log.warn({ ...jobLog, detail: result.failure.detail }, 'refresh job will be retried');
+      throw new Error(result.failure.detail);
+    }
+
+    const overrides = await store.readOverrides();
+    const ctx: LoadContext = {
+      now: clock.now(),
+      customerEmail: data.customer.email ?? null,
+      customerExternalId: data.customer.externalId ?? null,
+      cardInfo: (cardKey) => {
+        const policy = policies.get(cardKey)!;
+        return { upstream: policy.upstream, ttlSeconds: policy.ttlSeconds, overrideTtlSeconds: overrides.get(cardKey) ?? null };
+      },
+    };
+    const events = eventsForResult(toLoad, result, ctx);
+    await store.applyCardEvents(events, { release, notice: noticeFor(events, alreadyDone) });
+    for (const event of events) metrics.eventsAppended.inc({ type: event.type });
+
+    if (result.ok) {
+      log.info(jobLog, 'refresh job');
+      return;
+    }
+    log.warn({ ...jobLog, detail: result.failure.detail, status: result.failure.status }, 'refresh job failed');
+    // Recorded already; fail the job so it shows in the failed count, without further attempts.
+    throw new UnrecoverableError(result.failure.detail);
+  };
+}
+
+async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], requestedAt: number): Promise<CardRef[]> {
+  const states = await store.readStates(refs);
+  return refs.filter((_, i) => {
+    const fetchedAt = states[i]?.data?.fetchedAt;
+    return fetchedAt === undefined || fetchedAt < requestedAt;
+  });
+}
+
+function notice(refs: readonly CardRef[], outcome: 'refreshed' | 'failed'): RefreshNotice {
+  return { outcomes: refs.map((ref) => [cardRefId(ref), outcome] as const) };
+}
+
+function noticeFor(events: readonly CardStateEvent[], alreadyDone: readonly CardRef[]): RefreshNotice {
+  const outcomes = events.map(
+    (e) => [cardRefId(e.data), e.type === 'card.refreshed' ? 'refreshed' : 'failed'] as [string, 'refreshed' | 'failed'],
+  );
+  return { outcomes: [...outcomes, ...notice(alreadyDone, 'refreshed').outcomes] };
+}
+
+export type { RefreshJobData };

@@ -1,0 +1,151 @@
+/**
+ * Puts refreshes on the BullMQ queues, single-flight across every process: a card whose
+ * in-flight marker is held by another job is joined, not fetched again. One Queue object per
+ * upstream group for the life of the process; keys bound for the same API go in one job.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { Redis, Result } from 'ioredis';
+import type { CardRef } from '../core/card-ref.js';
+import type { KeyLayout } from '../redis/keys.js';
+import { CLAIM_REFRESH_LUA } from '../redis/lua-scripts.js';
+import type { UpstreamGroup } from '../config/upstream-groups.js';
+import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
+import type { QueueState } from '../observability/metrics.js';
+
+/** What a refresh needs to know about the request that asked for it. */
+export interface RefreshContext {
+  readonly workspaceId: string;
+  readonly customer: RefreshJobData['customer'];
+  readonly thread: RefreshJobData['thread'];
+  readonly tenant: RefreshJobData['tenant'];
+}
+
+/** A card to refresh and the upstream group that serves it. */
+export interface RefreshTarget {
+  readonly ref: CardRef;
+  readonly group: UpstreamGroup;
+}
+
+/** A queued job may wait this long behind others before its markers lapse and a new one may start. */
+const QUEUE_WAIT_ALLOWANCE_MS = 10 * 60_000;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    cardproxyClaimRefresh(numKeys: number, ...args: string[]): Result<string[], Context>;
+  }
+}
+
+/** How long a claim holds: the whole life of a job, queued and retried. */
+export function claimTtlMs(group: UpstreamGroup): number {
+  return QUEUE_WAIT_ALLOWANCE_MS + (group.retries + 1) * (group.timeoutMs + group.retryDelayMs);
+}
+
+/** BullMQ queue creation options shared by producers and workers. */
+export function queueOptionsFor(keys: KeyLayout, group: UpstreamGroup) {
+  return { prefix: keys.queuePrefix(group.name) };
+}
+
+export class RefreshScheduler {
+  readonly #redis: Redis;
+  readonly #keys: KeyLayout;
+  readonly #queues = new Map<string, Queue>();
+  readonly #groups: readonly UpstreamGroup[];
+
+  constructor(opts: { redis: Redis; keys: KeyLayout; groups: readonly UpstreamGroup[] }) {
+    this.#redis = opts.redis;
+    this.#keys = opts.keys;
+    this.#groups = opts.groups;
+    if (typeof (this.#redis as { cardproxyClaimRefresh?: unknown }).cardproxyClaimRefresh !== 'function') {
+      this.#redis.defineCommand('cardproxyClaimRefresh', { lua: CLAIM_REFRESH_LUA });
+    }
+    for (const group of opts.groups) {
+      const queue = new Queue(REFRESH_QUEUE_NAME, {
+        connection: this.#redis,
+        ...queueOptionsFor(opts.keys, group),
+        defaultJobOptions: {
+          attempts: group.retries + 1,
+          backoff: { type: 'fixed', delay: group.retryDelayMs },
+          removeOnComplete: { age: 3600, count: 1000 },
+          removeOnFail: { age: 24 * 3600, count: 5000 },
+        },
+      });
+      queue.on('error', () => {}); // the connection's own listener logs Redis errors
+      this.#queues.set(group.name, queue);
+    }
+  }
+
+  /**
+   * Enqueues a refresh for every target that no job is refreshing yet; the others are joined.
+   * Throws when Redis cannot be reached (the caller falls back to direct upstream calls).
+   * @returns the refs this call put on a queue (the rest joined running jobs)
+   */
+  async schedule(context: RefreshContext, targets: readonly RefreshTarget[], opts: { force: boolean; now: number }): Promise<CardRef[]> {
+    const byGroup = new Map<UpstreamGroup, CardRef[]>();
+    for (const { ref, group } of targets) {
+      const refs = byGroup.get(group);
+      if (refs) refs.push(ref);
+      else byGroup.set(group, [ref]);
+    }
+    const scheduled = await Promise.all(
+      [...byGroup].map(([group, refs]) => this.#scheduleGroup(context, group, refs, opts)),
+    );
+    return scheduled.flat();
+  }
+
+  async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], opts: { force: boolean; now: number }) {
+    const jobId = randomUUID();
+    const markers = refs.map((ref) => this.#keys.inflight(ref));
+    const owners = await this.#redis.cardproxyClaimRefresh(markers.length, ...markers, jobId, String(claimTtlMs(group)));
+    const claimed = refs.filter((_, i) => owners[i] === '');
+    if (claimed.length === 0) return [];
+    const data: RefreshJobData = {
+      workspaceId: context.workspaceId,
+      customer: context.customer,
+      thread: context.thread ?? null,
+      tenant: context.tenant ?? null,
+      cards: claimed.map((ref) => ({ cardKey: ref.cardKey, threadId: ref.threadId })),
+      force: opts.force,
+      requestedAt: opts.now,
+    };
+    try {
+      await this.#queues.get(group.name)!.add(REFRESH_JOB_NAME, data, { jobId });
+    } catch (err) {
+      // Give the claims back so the next request can try again instead of waiting them out.
+      await this.#release(claimed, jobId).catch(() => {});
+      throw err;
+    }
+    return claimed;
+  }
+
+  async #release(refs: CardRef[], owner: string) {
+    const pipeline = this.#redis.pipeline();
+    for (const ref of refs) {
+      const key = this.#keys.inflight(ref);
+      // Only a marker we still own: it may have lapsed and been claimed by another job meanwhile.
+      pipeline.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, key, owner);
+    }
+    await pipeline.exec();
+  }
+
+  /** Applies each group's concurrency as BullMQ global concurrency (across all workers). */
+  async applyGlobalConcurrency(): Promise<void> {
+    await Promise.all(this.#groups.map((g) => this.#queues.get(g.name)!.setGlobalConcurrency(g.concurrency)));
+  }
+
+  /** Job counts for the refresh-jobs gauge. */
+  async depth(): Promise<Array<{ upstream: string; state: QueueState; count: number }>> {
+    const states: QueueState[] = ['waiting', 'active', 'delayed', 'failed'];
+    const rows = await Promise.all(
+      [...this.#queues].map(async ([name, queue]) => {
+        const counts = await queue.getJobCounts(...states);
+        return states.map((state) => ({ upstream: name, state, count: counts[state] ?? 0 }));
+      }),
+    );
+    return rows.flat();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((q) => q.close()));
+  }
+}

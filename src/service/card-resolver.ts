@@ -1,0 +1,254 @@
+/**
+ * The `/cards` use case: the only place that sequences I/O for a request. It reads the cache in
+ * one round trip, applies the pure resolution policy per key, enqueues refreshes, waits for the
+ * ones it must within the budget, and falls back to direct upstream calls when Redis is gone.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { cardRefFor, cardRefId, type CardRef } from '../core/card-ref.js';
+import type { CardComponent } from '../core/components.js';
+import type { CardsRequest } from '../core/plain-protocol.js';
+import { effectiveTtlSeconds } from '../core/effective-ttl.js';
+import {
+  answerAfterRefresh,
+  isManualReload,
+  lookupCard,
+  type AnswerSource,
+  type CardAnswer,
+  type Lookup,
+  type LookupKind,
+} from '../core/card-resolution.js';
+import type { CardState } from '../core/card-state.js';
+import type { CardPolicy } from '../config/card-policy.js';
+import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js';
+import type { CardStore } from '../redis/card-store.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
+import type { RefreshContext, RefreshScheduler } from '../refresh/refresh-scheduler.js';
+import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher.js';
+
+/** One card of the response to Plain. */
+export interface PlainCard {
+  readonly key: string;
+  readonly timeToLiveSeconds: number;
+  readonly components: readonly CardComponent[] | null;
+}
+
+/** How one requested key was answered, for the request's log line. */
+export interface KeyOutcome {
+  readonly key: string;
+  readonly result: LookupKind | 'unknown';
+  readonly source: AnswerSource | null;
+  readonly ms: number;
+}
+
+export interface Resolution {
+  readonly cards: PlainCard[];
+  readonly outcomes: KeyOutcome[];
+  /** True when Redis could not be used and upstreams were called directly. */
+  readonly degraded: boolean;
+}
+
+export interface ResolverDeps {
+  readonly store: CardStore;
+  readonly scheduler: RefreshScheduler;
+  readonly notifier: RefreshNotifier;
+  readonly direct: DirectRefresher;
+  readonly policies: ReadonlyMap<string, CardPolicy>;
+  readonly groups: UpstreamGroups;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly budgetMs: number;
+}
+
+/** Kept back from the budget for the final cache read and the response itself. */
+const RESERVE_MS = 25;
+
+interface Item {
+  readonly key: string;
+  readonly policy: CardPolicy;
+  readonly ref: CardRef;
+  readonly group: UpstreamGroup;
+  readonly servedKey: string;
+}
+
+export class CardResolver {
+  readonly #d: ResolverDeps;
+
+  constructor(deps: ResolverDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Answers one `/cards` request within the budget.
+   * @param receivedAt when the request arrived (the budget counts from there)
+   */
+  async resolve(workspaceId: string, request: CardsRequest, receivedAt: number): Promise<Resolution> {
+    const d = this.#d;
+    const keys = [...new Set(request.cardKeys)];
+    const contextThreadId = request.thread?.id ?? null;
+    const context: RefreshContext = { workspaceId, customer: request.customer, thread: request.thread ?? null, tenant: request.tenant ?? null };
+    const outcomes: KeyOutcome[] = [];
+    const items: Item[] = [];
+    for (const key of keys) {
+      const policy = d.policies.get(key);
+      if (!policy) {
+        d.metrics.unknownCardKeys.inc();
+        outcomes.push({ key, result: 'unknown', source: null, ms: 0 });
+        continue;
+      }
+      items.push({
+        key,
+        policy,
+        ref: cardRefFor(policy.scope, { workspaceId, customerId: request.customer.id, threadId: contextThreadId }, key),
+        group: d.groups.groupOf(policy.upstream),
+        servedKey: d.store.keys.served(workspaceId, request.customer.id, contextThreadId, key),
+      });
+    }
+    if (outcomes.length > 0) d.log.warn({ unknownKeys: outcomes.map((o) => o.key) }, 'requested card keys are not configured');
+    if (items.length === 0) return { cards: [], outcomes, degraded: false };
+
+    const deadline = receivedAt + d.budgetMs - RESERVE_MS;
+    const readAt = d.clock.now();
+    let read: Awaited<ReturnType<CardStore['readForRequest']>>;
+    try {
+      read = await d.store.readForRequest(
+        items.map((i) => i.ref),
+        items.map((i) => i.servedKey),
+      );
+    } catch (err) {
+      d.log.warn({ err }, 'cache unreachable: calling upstreams directly');
+      const direct = await this.#resolveDirect(context, items, items, deadline);
+      const answers = items.map((item) => direct.get(item.key)!);
+      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true });
+    }
+
+    const now = d.clock.now();
+    const lookups: Lookup[] = items.map((item, i) =>
+      lookupCard(now, read.states[i], item.policy, isManualReload(now, keys.length, read.servedUntil[i] ?? null)),
+    );
+    const answers: (CardAnswer | undefined)[] = lookups.map((l) => ('answer' in l ? l.answer : undefined));
+    const toRefresh = items.filter((_, i) => lookups[i]!.kind === 'stale' || lookups[i]!.kind === 'miss' || lookups[i]!.kind === 'reload');
+    const waiting = items.filter((_, i) => answers[i] === undefined);
+    const force = lookups.some((l) => l.kind === 'reload');
+
+    if (toRefresh.length > 0 && waiting.length === 0) {
+      // Only stale cards: answer now, refresh in the background.
+      d.scheduler
+        .schedule(context, toRefresh.map(({ ref, group }) => ({ ref, group })), { force, now: readAt })
+        .catch((err: unknown) => d.log.warn({ err }, 'could not enqueue background refresh'));
+    }
+    let degraded = false;
+    if (waiting.length > 0) {
+      const waited = await this.#refreshAndWait(context, toRefresh, waiting, force, readAt, deadline);
+      degraded = waited.degraded;
+      waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
+    }
+    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded });
+  }
+
+  /** Enqueues the refreshes and waits for the cards that need them, until the deadline. */
+  async #refreshAndWait(
+    context: RefreshContext,
+    toRefresh: readonly Item[],
+    waiting: readonly Item[],
+    force: boolean,
+    readAt: number,
+    deadline: number,
+  ): Promise<{ answers: Map<string, CardAnswer>; degraded: boolean }> {
+    const d = this.#d;
+    const budget = new AbortController();
+    const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
+    try {
+      // Register before enqueueing, so an outcome announced at once is not missed.
+      const waits = waiting.map((item) => d.notifier.wait(cardRefId(item.ref), budget.signal));
+      try {
+        await d.scheduler.schedule(context, toRefresh.map(({ ref, group }) => ({ ref, group })), { force, now: readAt });
+      } catch (err) {
+        d.log.warn({ err }, 'could not enqueue refresh: calling upstreams directly');
+        budget.abort();
+        await Promise.all(waits);
+        return { answers: await this.#resolveDirect(context, waiting, waiting, deadline), degraded: true };
+      }
+      const outcomes = await Promise.all(waits);
+      let states: (CardState | undefined)[] = [];
+      try {
+        states = await d.store.readStates(waiting.map((i) => i.ref));
+      } catch (err) {
+        d.log.warn({ err }, 'cache unreachable after refresh');
+      }
+      const now = d.clock.now();
+      const answers = new Map<string, CardAnswer>();
+      waiting.forEach((item, i) => {
+        const outcome = outcomes[i] ?? 'pending';
+        if (outcome === 'pending') d.metrics.budgetExhausted.inc({ card_key: item.key });
+        answers.set(item.key, answerAfterRefresh(now, states[i], item.policy, outcome));
+      });
+      return { answers, degraded: false };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Redis is gone: call the upstreams from this process and serve what arrives in time. */
+  async #resolveDirect(context: RefreshContext, all: readonly Item[], load: readonly Item[], deadline: number): Promise<Map<string, CardAnswer>> {
+    const d = this.#d;
+    const byGroup = new Map<UpstreamGroup, Item[]>();
+    for (const item of load) byGroup.set(item.group, [...(byGroup.get(item.group) ?? []), item]);
+    const pending = new Map<string, Promise<DirectOutcome>>();
+    for (const [group, items] of byGroup) {
+      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref))) pending.set(key, outcome);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - d.clock.now()), undefined)));
+    try {
+      const settled = await Promise.all(all.map((item) => Promise.race([pending.get(item.key)!, expired])));
+      const answers = new Map<string, CardAnswer>();
+      all.forEach((item, i) => answers.set(item.key, directAnswer(item, settled[i], d)));
+      return answers;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #finish(
+    items: readonly Item[],
+    answers: readonly CardAnswer[],
+    kinds: readonly LookupKind[],
+    outcomes: KeyOutcome[],
+    receivedAt: number,
+    opts: { degraded: boolean },
+  ): Resolution {
+    const d = this.#d;
+    const now = d.clock.now();
+    const cards: PlainCard[] = [];
+    const served: { key: string; until: number }[] = [];
+    items.forEach((item, i) => {
+      const answer = answers[i]!;
+      cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
+      served.push({ key: item.servedKey, until: now + answer.ttlSeconds * 1000 });
+      d.metrics.recordLookup(item.key, kinds[i]!);
+      d.metrics.recordServed(item.key, answer.source);
+      outcomes.push({ key: item.key, result: kinds[i]!, source: answer.source, ms: now - receivedAt });
+    });
+    if (!opts.degraded) {
+      d.store.markServed(served).catch((err: unknown) => d.log.warn({ err }, 'could not record served cards'));
+    }
+    return { cards, outcomes, degraded: opts.degraded };
+  }
+}
+
+function directAnswer(item: Item, outcome: DirectOutcome | undefined, d: ResolverDeps): CardAnswer {
+  const policy = item.policy;
+  if (outcome === undefined) {
+    d.metrics.budgetExhausted.inc({ card_key: item.key });
+    return { source: 'placeholder', ttlSeconds: policy.placeholderTtlSeconds, components: policy.placeholder };
+  }
+  if (outcome.ok) {
+    const ttl = effectiveTtlSeconds(null, outcome.card.timeToLiveSeconds, policy.ttlSeconds);
+    return { source: 'refreshed', ttlSeconds: Math.max(1, ttl), components: outcome.card.components };
+  }
+  const ttl = outcome.failure.kind === 'integration' ? policy.integrationErrorTtlSeconds : policy.placeholderTtlSeconds;
+  return { source: 'error', ttlSeconds: ttl, components: policy.errorComponents };
+}

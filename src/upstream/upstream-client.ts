@@ -1,0 +1,105 @@
+/**
+ * The HTTP client for legacy card APIs (SPEC 2.2): the same protocol Plain speaks, with the
+ * forwarded workspace id, our User-Agent and optional signing. It classifies every outcome by
+ * Plain's rules and never throws for an upstream's fault.
+ */
+import { parseUpstreamResponse, type UpstreamCardResult } from '../core/plain-protocol.js';
+import { signBody } from '../core/signature.js';
+import { classifyStatus, transportFailure, type UpstreamFailure } from '../core/upstream-failure.js';
+import { VERSION } from '../version.js';
+
+/** Where and how to call one card API (an upstream group). */
+export interface UpstreamTarget {
+  readonly name: string;
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  readonly signingSecret: string | null;
+}
+
+/** The customer context forwarded to the upstream, as Plain sent it to us. */
+export interface UpstreamCall {
+  readonly workspaceId: string;
+  readonly cardKeys: readonly string[];
+  readonly customer: { readonly id: string; readonly email?: string | null | undefined; readonly externalId?: string | null | undefined };
+  readonly thread?: { readonly id: string; readonly externalId?: string | null | undefined } | null | undefined;
+  readonly tenant?: { readonly id: string; readonly externalId?: string | null | undefined } | null | undefined;
+}
+
+export type UpstreamResult =
+  | { readonly ok: true; readonly cards: ReadonlyMap<string, UpstreamCardResult>; readonly durationMs: number }
+  | { readonly ok: false; readonly failure: UpstreamFailure; readonly durationMs: number };
+
+/** Larger answers are refused: a card API has no business sending megabytes per customer. */
+const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+const USER_AGENT = `cardproxy/${VERSION}`;
+
+/** Calls the upstream once (retries are the caller's business). */
+export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, signal?: AbortSignal): Promise<UpstreamResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const body = JSON.stringify({
+    cardKeys: call.cardKeys,
+    customer: { id: call.customer.id, email: call.customer.email ?? null, externalId: call.customer.externalId ?? null },
+    thread: call.thread ?? null,
+    tenant: call.tenant ?? null,
+  });
+  const headers: Record<string, string> = {
+    ...target.headers,
+    'Content-Type': 'application/json',
+    Accept: 'application/json',
+    'Plain-Workspace-Id': call.workspaceId,
+    'User-Agent': USER_AGENT,
+  };
+  if (target.signingSecret) headers['Plain-Request-Signature'] = signBody(target.signingSecret, body);
+
+  const timeout = AbortSignal.timeout(target.timeoutMs);
+  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  let status: number;
+  let text: string;
+  try {
+    const response = await fetch(target.url, { method: 'POST', headers, body, signal: combined, redirect: 'manual' });
+    status = response.status;
+    if (status !== 200) {
+      await response.body?.cancel().catch(() => {});
+      return { ok: false, failure: classifyStatus(status), durationMs: elapsed() };
+    }
+    text = await readBounded(response, MAX_RESPONSE_BYTES);
+  } catch (err) {
+    const timedOut = timeout.aborted;
+    return { ok: false, failure: transportFailure(timedOut, target.timeoutMs, describe(err)), durationMs: elapsed() };
+  }
+
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, failure: { kind: 'integration', detail: 'upstream answered 200 with a body that is not JSON', status }, durationMs: elapsed() };
+  }
+  const parsed = parseUpstreamResponse(json, call.cardKeys);
+  if (!parsed.ok) return { ok: false, failure: { kind: 'integration', detail: parsed.detail, status }, durationMs: elapsed() };
+  return { ok: true, cards: parsed.cards, durationMs: elapsed() };
+}
+
+async function readBounded(response: Response, limit: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > limit) throw new Error(`response of ${declared} bytes exceeds ${limit}`);
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > limit) throw new Error(`response exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+    return cause?.code ?? cause?.message ?? err.message;
+  }
+  return String(err);
+}
