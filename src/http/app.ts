@@ -1,0 +1,67 @@
+/**
+ * The HTTP application: routes, error answers, per-request timing. Built from its dependencies
+ * so tests drive the real app with `inject` and processes own listening and shutdown.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { CardResolver } from '../service/card-resolver.js';
+import { handleError, handleNotFound } from './errors.js';
+import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
+import { healthRoutes } from './routes/health.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** When the request arrived, by the app's clock: `/cards` budgets count from here. */
+    receivedAt: number;
+    /** High-resolution start, for the duration histogram. */
+    startedAt: bigint;
+  }
+}
+
+export interface AppDeps {
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly redis: Redis;
+  /** Absent in a worker-only process, which answers no `/cards`. */
+  readonly cards?: { readonly resolver: CardResolver; readonly signingSecrets: readonly string[] };
+  /** Extra route plugins (the admin API). */
+  readonly plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>>;
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    // `/cards` logs one line of its own per request, with each key's outcome.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: MAX_BODY_BYTES,
+    // Keep-alive longer than typical load balancer idle time-outs, so they close first.
+    keepAliveTimeout: 72_000,
+    requestTimeout: 30_000,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest('receivedAt', 0);
+  app.decorateRequest('startedAt', 0n);
+  app.addHook('onRequest', async (request) => {
+    request.receivedAt = deps.clock.now();
+    request.startedAt = process.hrtime.bigint();
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, seconds);
+  });
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+
+  void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
+  if (deps.cards) void app.register(cardsRoutes, deps.cards);
+  for (const plugin of deps.plugins ?? []) void app.register(plugin);
+  return app;
+}

@@ -1,0 +1,65 @@
+/**
+ * `POST /cards`: Plain's customer-card protocol. Checks run in SPEC order: size (Fastify's body
+ * limit, 413), signature over the raw bytes (401), then JSON and schema (400).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CardsRequestSchema } from '../../core/plain-protocol.js';
+import { describeZodIssues } from '../../core/describe-zod-issues.js';
+import { verifySignature } from '../../core/signature.js';
+import type { CardResolver } from '../../service/card-resolver.js';
+import { sendError } from '../errors.js';
+
+export interface CardsRouteOptions {
+  readonly resolver: CardResolver;
+  readonly signingSecrets: readonly string[];
+}
+
+export const MAX_BODY_BYTES = 1_048_576;
+
+const WORKSPACE_ID = /^[\x21-\x7e]{1,200}$/;
+
+export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions): Promise<void> {
+  const { resolver, signingSecrets } = opts;
+  // The signature covers the bytes as received, so this scope takes every body raw.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
+
+  app.post('/cards', async (request: FastifyRequest, reply: FastifyReply) => {
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    if (signingSecrets.length > 0) {
+      const signature = request.headers['plain-request-signature'];
+      if (!verifySignature(signingSecrets, raw, typeof signature === 'string' ? signature : undefined)) {
+        return sendError(reply, 401, 'invalid_signature', 'missing or invalid Plain-Request-Signature header');
+      }
+    }
+    const workspaceId = request.headers['plain-workspace-id'];
+    if (typeof workspaceId !== 'string' || !WORKSPACE_ID.test(workspaceId)) {
+      return sendError(reply, 400, 'missing_workspace_id', 'the Plain-Workspace-Id header is required (1-200 visible ASCII characters)');
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return sendError(reply, 400, 'invalid_json', 'request body is not valid JSON');
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      return sendError(reply, 400, 'invalid_body', 'request body must be a JSON object');
+    }
+    const parsed = CardsRequestSchema.safeParse(json);
+    if (!parsed.success) {
+      return sendError(reply, 400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
+    }
+    const result = await resolver.resolve(workspaceId, parsed.data, request.receivedAt);
+    request.log.info(
+      {
+        workspaceId,
+        customerId: parsed.data.customer.id,
+        threadId: parsed.data.thread?.id ?? null,
+        keys: result.outcomes,
+        degraded: result.degraded,
+      },
+      'cards answered',
+    );
+    return { cards: result.cards };
+  });
+}

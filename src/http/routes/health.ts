@@ -1,0 +1,42 @@
+/**
+ * Liveness, readiness and metrics: answered by every process, server or worker.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Metrics } from '../../observability/metrics.js';
+
+export interface HealthRouteOptions {
+  readonly redis: Redis;
+  readonly metrics: Metrics;
+}
+
+const READY_PING_TIMEOUT_MS = 1000;
+
+export async function healthRoutes(app: FastifyInstance, opts: HealthRouteOptions): Promise<void> {
+  const { redis, metrics } = opts;
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const ready = await redisAnswers(redis);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', redis: ready ? 'up' : 'down' });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const body = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(body);
+  });
+}
+
+async function redisAnswers(redis: Redis): Promise<boolean> {
+  if (redis.status !== 'ready') return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('ping timed out')), READY_PING_TIMEOUT_MS)));
+    return (await Promise.race([redis.ping(), timeout])) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The process logger: structured JSON (pino), level from LOG_LEVEL, secrets redacted wherever
+ * they could appear. Components log through child loggers (`log.child({ component })`).
+ */
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+/** Paths that may hold credentials; their values are replaced before a line is written. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["plain-request-signature"]',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.Authorization',
+  'headers["plain-request-signature"]',
+  'config.plain.signingSecrets',
+  'config.admin.token',
+  'config.upstreams.*.headers',
+  'config.upstreams.*.signingSecret',
+  '*.signingSecret',
+  '*.signingSecrets',
+  '*.token',
+];
+
+export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
+  const options = {
+    level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
+    base: { service: 'cardproxy', pid: process.pid },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}

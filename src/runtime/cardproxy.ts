@@ -1,0 +1,157 @@
+/**
+ * Composes a cardproxy process from a validated config: connections, cache store, queues,
+ * workers and the HTTP app, for one of the roles `start` (server and worker), `serve` or
+ * `worker`. Owns their shutdown, in dependency order.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Config } from '../config/schema.js';
+import { resolveCardPolicies, type CardPolicy } from '../config/card-policy.js';
+import { groupUpstreams, type UpstreamGroups } from '../config/upstream-groups.js';
+import { configWarnings } from '../config/load.js';
+import { keyLayout } from '../redis/keys.js';
+import { CardStore } from '../redis/card-store.js';
+import { createBlockingConnection, createCommandConnection, waitUntilReady } from '../redis/connections.js';
+import { Metrics } from '../observability/metrics.js';
+import { createLogger } from '../observability/logger.js';
+import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
+import { RefreshNotifier } from '../refresh/refresh-notifier.js';
+import { RefreshWorkers } from '../refresh/refresh-workers.js';
+import { DirectRefresher } from '../refresh/direct-refresher.js';
+import { CardResolver } from '../service/card-resolver.js';
+import { buildApp } from '../http/app.js';
+
+export type Role = 'start' | 'serve' | 'worker';
+
+export interface CardproxyOptions {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** Listen on `config.listen` (default true); tests may use `app.inject` instead. */
+  readonly listen?: boolean;
+  /** Extra route plugins, registered on servers (the admin API). */
+  readonly plugins?: ReadonlyArray<(deps: PluginDeps) => (app: FastifyInstance) => Promise<void>>;
+}
+
+/** What route plugins get to work with. */
+export interface PluginDeps {
+  readonly config: Config;
+  readonly store: CardStore;
+  readonly scheduler: RefreshScheduler;
+  readonly policies: ReadonlyMap<string, CardPolicy>;
+  readonly groups: UpstreamGroups;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly redis: Redis;
+}
+
+export interface Cardproxy {
+  readonly app: FastifyInstance;
+  readonly store: CardStore;
+  readonly metrics: Metrics;
+  readonly redis: Redis;
+  /** `http://host:port` once listening, else null. */
+  readonly url: string | null;
+  /** Graceful: stops accepting, answers in-flight requests, lets active jobs finish, disconnects. */
+  close(): Promise<void>;
+}
+
+/** How long start-up waits for Redis before serving in degraded mode. */
+const STARTUP_REDIS_WAIT_MS = 3000;
+
+export async function startCardproxy(config: Config, role: Role, opts: CardproxyOptions = {}): Promise<Cardproxy> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? createLogger();
+  const serves = role !== 'worker';
+  const works = role !== 'serve';
+  for (const warning of configWarnings(config)) log.warn({ role }, warning);
+
+  const metrics = new Metrics({ budgetMs: config.budgetMs });
+  const keys = keyLayout(config.redis.keyPrefix);
+  const policies = resolveCardPolicies(config);
+  const groups = groupUpstreams(config);
+  // A hung Redis must not eat the budget: give up on a command well before it runs out.
+  const commandTimeoutMs = Math.min(1000, Math.max(50, Math.floor(config.budgetMs / 5)));
+  const redis = createCommandConnection(config.redis.url, log.child({ component: 'redis' }), commandTimeoutMs);
+  const store = new CardStore({
+    redis,
+    keys,
+    clock,
+    retentionSeconds: config.events.retentionSeconds,
+    retentionFor: (cardKey) => policies.get(cardKey) ?? config.defaults,
+  });
+  const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups });
+  metrics.setQueueDepthSource(() => scheduler.depth());
+  const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
+  if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');
+
+  let workers: RefreshWorkers | undefined;
+  if (works) {
+    const applyConcurrency = () =>
+      scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err }, 'could not set global concurrency'));
+    if (redisReady) await applyConcurrency();
+    else redis.once('ready', () => void applyConcurrency());
+    workers = new RefreshWorkers({
+      redisUrl: config.redis.url,
+      keys,
+      groups: groups.groups,
+      tuning: config.worker,
+      deps: { store, policies, clock, metrics, log },
+      log,
+    });
+    workers.start();
+  }
+
+  let subscriber: Redis | undefined;
+  let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
+  if (serves) {
+    subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
+    const notifier = new RefreshNotifier(subscriber, keys.refreshChannel, log);
+    void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
+    const direct = new DirectRefresher({ metrics, log });
+    const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log, budgetMs: config.budgetMs });
+    cards = { resolver, signingSecrets: config.plain.signingSecrets };
+  }
+
+  const pluginDeps: PluginDeps = { config, store, scheduler, policies, groups, clock, metrics, log, redis };
+  const app = buildApp({
+    log,
+    clock,
+    metrics,
+    redis,
+    ...(cards ? { cards } : {}),
+    plugins: serves ? (opts.plugins ?? []).map((make) => make(pluginDeps)) : [],
+  });
+  await app.ready();
+
+  let url: string | null = null;
+  if (opts.listen !== false) {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const address = app.server.address();
+    if (address && typeof address === 'object') {
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      url = `http://${host}:${address.port}`;
+    }
+    log.info({ role, url, upstreams: groups.groups.map((g) => g.name), cards: [...policies.keys()] }, 'cardproxy listening');
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info({ role }, 'shutting down');
+      await app.close();
+      await workers?.close();
+      await scheduler.close();
+      subscriber?.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+      log.info({ role }, 'stopped');
+    })());
+
+  return { app, store, metrics, redis, url, close };
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
+}
