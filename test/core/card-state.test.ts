@@ -356,9 +356,23 @@ describe('CardEventSchema (SPEC 6)', () => {
   });
 
   it('accepts card.refresh_failed with errorKind integration and an HTTP status', () => {
-    const [, event] = valid[1]!;
-    const withStatus = { ...(event as { data: object }), data: { ...(event as { data: object }).data, errorKind: 'integration', status: 404 } };
-    expect(CardEventSchema.safeParse({ ...withStatus, type: 'card.refresh_failed' }).success).toBe(true);
+    const event = {
+      type: 'card.refresh_failed',
+      data: {
+        workspaceId: 'w_1',
+        customerId: 'c_1',
+        threadId: null,
+        cardKey: 'plan-details',
+        customerEmail: 'alex@grocery.co',
+        customerExternalId: null,
+        upstream: 'billing',
+        errorKind: 'integration',
+        detail: 'upstream answered HTTP 404',
+        status: 404,
+        failedAt: '2024-05-01T12:00:00.000Z',
+      },
+    };
+    expect(CardEventSchema.safeParse(event).success).toBe(true);
   });
 
   it.each<[string, unknown]>([
