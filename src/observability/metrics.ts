@@ -73,12 +73,18 @@ export class Metrics {
       async collect() {
         const source = metrics.#queueDepth;
         if (!source) return;
+        let timer: NodeJS.Timeout | undefined;
         try {
-          const depths = await source();
+          // A scrape must not hang on a Redis that is gone: give up after a second.
+          const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), 1000)));
+          const depths = await Promise.race([source(), timeout]);
           this.reset();
           for (const { upstream, state, count } of depths) this.set({ upstream, state }, count);
         } catch {
-          // Redis is down: the gauge stays empty rather than failing the whole scrape.
+          // Redis is down: the gauge is left out rather than failing the whole scrape.
+          this.reset();
+        } finally {
+          clearTimeout(timer);
         }
       },
     });
