@@ -3,22 +3,18 @@
  * with the built-in placeholder and error components where the card sets none.
  */
 import type { CardComponent } from '../core/components.js';
+import type { ResolutionPolicy } from '../core/card-resolution.js';
+import type { RetentionPolicy } from '../core/card-state.js';
 import type { CardScope, Config } from './schema.js';
 
-export interface CardPolicy {
+/** Everything the resolution policy and the store read, plus what only configuration knows. */
+export interface CardPolicy extends ResolutionPolicy, RetentionPolicy {
   readonly key: string;
   /** Name of the configured upstream that serves this card. */
   readonly upstream: string;
+  /** Fresh period of a loaded card when neither an override nor the upstream sets one. */
   readonly ttlSeconds: number;
-  readonly staleSeconds: number;
-  readonly placeholderTtlSeconds: number;
-  readonly staleServeTtlSeconds: number;
-  readonly integrationErrorTtlSeconds: number;
   readonly scope: CardScope;
-  /** Shown while the card's data loads. */
-  readonly placeholder: readonly CardComponent[];
-  /** Shown when the card cannot be loaded and no stale copy exists. */
-  readonly errorComponents: readonly CardComponent[];
 }
 
 export const DEFAULT_PLACEHOLDER: readonly CardComponent[] = deepFreeze([
