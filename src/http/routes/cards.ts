@@ -18,6 +18,9 @@ export const MAX_BODY_BYTES = 1_048_576;
 
 const WORKSPACE_ID = /^[\x21-\x7e]{1,200}$/;
 
+/** JSON is UTF-8 (RFC 8259 8.1): bytes that are not are not JSON, never silently replaced by U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions): Promise<void> {
   const { resolver, signingSecrets } = opts;
   // The signature covers the bytes as received, so this scope takes every body raw.
@@ -38,7 +41,7 @@ export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions)
     }
     let json: unknown;
     try {
-      json = JSON.parse(raw.toString('utf8'));
+      json = JSON.parse(UTF8.decode(raw));
     } catch {
       return sendError(reply, 400, 'invalid_json', 'request body is not valid JSON');
     }
