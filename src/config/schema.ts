@@ -107,7 +107,16 @@ const HttpUrlSchema = z
     } catch {
       return false;
     }
-  }, 'must be an http:// or https:// URL');
+  }, 'must be an http:// or https:// URL')
+  // fetch refuses credentials in URLs, and they would end up in logs: they belong in a header.
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.username === '' && url.password === '';
+    } catch {
+      return true;
+    }
+  }, 'must not contain credentials (user:password@); send them in headers, e.g. "Authorization"');
 
 /**
  * Header names are trimmed; two names equal after trimming (case-insensitively) are an error, as

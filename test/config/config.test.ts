@@ -221,6 +221,15 @@ describe('parseConfig: errors', () => {
     }
   });
 
+  it('refuses credentials in an upstream URL, which fetch cannot send and logs would show', () => {
+    const raw = minimal();
+    raw.upstreams.billing.url = 'https://user:s3cret@billing.internal/cards';
+    const issues = issuesOf(raw);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatch(/^upstreams\.billing\.url: must not contain credentials/);
+    expect(issues[0]).not.toContain('s3cret');
+  });
+
   it('requires upstreams and cards, with at least one of each', () => {
     expect(pathsOf(issuesOf({}))).toEqual(['cards', 'upstreams']);
     expect(issuesOf({ upstreams: {}, cards: {} })).toEqual([
