@@ -2,11 +2,12 @@
 /**
  * The `cardproxy` command line (SPEC section 3).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { AdminCommandOptions, CommandEnv } from './cli/admin-commands.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger } from './observability/logger.js';
-import { startCardproxy, type Role } from './runtime/cardproxy.js';
+import type { Role } from './runtime/cardproxy.js';
 import { VERSION } from './version.js';
 
 const USAGE = `cardproxy ${VERSION}: a caching proxy between Plain and slow customer-card APIs
@@ -17,22 +18,62 @@ Commands:
   start --config FILE        HTTP server and refresh worker in one process
   serve --config FILE        HTTP server only (run several behind a load balancer)
   worker --config FILE       refresh worker only (run several)
-  check-config FILE          validate a config file; exit 0, or 1 naming each bad field
+  replay --config FILE       rebuild the card cache and TTL overrides from the event log
+  check-config FILE          validate a config file; exit 0, or 2 naming each bad field
+
+Operator commands (talk to Redis directly; --json prints JSON instead of a table):
+  ttl list                               configured cards and their TTL overrides
+  ttl set KEY SECONDS                    set a run-time TTL override (all instances,
+                                         cards loaded from now on)
+  ttl clear KEY                          clear it
+  invalidate --customer-id X | --email X | --external-id X
+             [--workspace-id W] [--card-key K]... [--refresh] [--reason TEXT]
+                                         mark a customer's cached cards stale;
+                                         --refresh also queues their refresh now
+  events [--customer-id X] [--card-key K] [--type T] [--limit N]
+                                         newest events first (limit 1-1000, default 100)
 
 --config FILE may be replaced by the environment variable CARDPROXY_CONFIG.
 REDIS_URL overrides redis.url, PORT overrides listen.port, LOG_LEVEL sets the log level.
+Exit codes: 0 done, 1 runtime failure (e.g. Redis unreachable), 2 usage or configuration error.
 `;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON = { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } satisfies Options;
+const JSON_OUTPUT = { json: { type: 'boolean' } } satisfies Options;
+const CUSTOMER = {
+  'customer-id': { type: 'string' },
+  'card-key': { type: 'string', multiple: true },
+} satisfies Options;
+
+/** The options each command accepts (anything else is a usage error). */
+const COMMAND_OPTIONS: Record<string, Options> = {
+  start: COMMON,
+  serve: COMMON,
+  worker: COMMON,
+  'check-config': COMMON,
+  replay: { ...COMMON, ...JSON_OUTPUT },
+  ttl: { ...COMMON, ...JSON_OUTPUT },
+  invalidate: {
+    ...COMMON,
+    ...JSON_OUTPUT,
+    ...CUSTOMER,
+    email: { type: 'string' },
+    'external-id': { type: 'string' },
+    'workspace-id': { type: 'string' },
+    refresh: { type: 'boolean' },
+    reason: { type: 'string' },
+  },
+  events: { ...COMMON, ...JSON_OUTPUT, ...CUSTOMER, type: { type: 'string' }, limit: { type: 'string' } },
+};
+
+const ADMIN_COMMANDS = { replay: 'runReplay', ttl: 'runTtl', invalidate: 'runInvalidate', events: 'runEvents' } as const;
 
 /** Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error. */
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h' || values.help) {
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
@@ -40,9 +81,23 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
+  const options = COMMAND_OPTIONS[command];
+  if (!options) return usageError(`unknown command "${command}"`);
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const configFile = typeof values.config === 'string' ? values.config : process.env.CARDPROXY_CONFIG;
   switch (command) {
     case 'check-config': {
-      const file = positionals[0] ?? values.config ?? process.env.CARDPROXY_CONFIG;
+      const file = positionals[0] ?? configFile;
       if (!file) return usageError('check-config needs a FILE');
       const config = loadConfigOrReport(file);
       if (!config) return 2;
@@ -52,9 +107,30 @@ async function main(argv: string[]): Promise<number> {
     case 'start':
     case 'serve':
     case 'worker':
-      return runServer(command, values.config ?? process.env.CARDPROXY_CONFIG);
-    default:
-      return usageError(`unknown command "${command}"`);
+      return runServer(command, configFile);
+    default: {
+      if (!configFile) return usageError(`${command} needs --config FILE or CARDPROXY_CONFIG`);
+      const config = loadConfigOrReport(configFile);
+      if (!config) return 2;
+      const env: CommandEnv = {
+        // Logs go to stderr, so that stdout holds only the command's output.
+        log: createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: process.stderr }),
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      };
+      // Loaded on demand, like the server runtime: a one-shot command starts faster without them.
+      const commands = await import('./cli/admin-commands.js');
+      const run = commands[ADMIN_COMMANDS[command as keyof typeof ADMIN_COMMANDS]];
+      try {
+        return await run(config, positionals, values as AdminCommandOptions, env);
+      } catch (err) {
+        if (err instanceof commands.UsageError) {
+          process.stderr.write(`cardproxy ${command}: ${err.message}\n`);
+          return 2;
+        }
+        throw err;
+      }
+    }
   }
 }
 
@@ -80,6 +156,7 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   const config = loadConfigOrReport(file);
   if (!config) return 2;
   const log = createLogger();
+  const { startCardproxy } = await import('./runtime/cardproxy.js');
   const proxy = await startCardproxy(config, role, { log });
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -62,6 +62,8 @@ export const CardEventSchema = z.discriminatedUnion('type', [
 export type CardEvent = z.infer<typeof CardEventSchema>;
 export type CardEventType = CardEvent['type'];
 export type CardStateEvent = Extract<CardEvent, { type: 'card.refreshed' | 'card.refresh_failed' | 'card.invalidated' }>;
+/** The events that set or clear an operator's run-time TTL override of a card key. */
+export type TtlOverrideEvent = Extract<CardEvent, { type: 'ttl.override_set' | 'ttl.override_cleared' }>;
 
 export const CARD_EVENT_TYPES = [
   'card.refreshed',
@@ -74,4 +76,25 @@ export const CARD_EVENT_TYPES = [
 /** True for the events that change one card's cached state (as opposed to TTL overrides). */
 export function isCardStateEvent(event: CardEvent): event is CardStateEvent {
   return event.type === 'card.refreshed' || event.type === 'card.refresh_failed' || event.type === 'card.invalidated';
+}
+
+/** True for the events that set or clear a run-time TTL override. */
+export function isTtlOverrideEvent(event: CardEvent): event is TtlOverrideEvent {
+  return event.type === 'ttl.override_set' || event.type === 'ttl.override_cleared';
+}
+
+/** When a card-state event happened (ms since the epoch), by the clock of the process that recorded it. */
+export function eventTime(event: CardStateEvent): number {
+  switch (event.type) {
+    case 'card.refreshed':
+      return Date.parse(event.data.fetchedAt);
+    case 'card.refresh_failed':
+      return Date.parse(event.data.failedAt);
+    case 'card.invalidated':
+      return Date.parse(event.data.invalidatedAt);
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
 }

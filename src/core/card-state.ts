@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { CardComponentsSchema } from './components.js';
-import { ErrorKindSchema, type CardStateEvent } from './card-events.js';
+import { ErrorKindSchema, eventTime, type CardStateEvent } from './card-events.js';
 
 export const CardStateSchema = z.object({
   /** The last successful load, kept through later failures for stale-if-error. */
@@ -100,4 +100,15 @@ export function keepUntil(state: CardState, policy: RetentionPolicy): number | n
     until = Math.max(until, state.failure.at + keep);
   }
   return Number.isFinite(until) ? until : null;
+}
+
+/**
+ * `evolve` as the cache saw it when the event happened: a state whose keep-until had passed by
+ * then had expired from Redis, so the event applied to nothing. Replay evolves through this, so
+ * that rebuilding the cache from the log gives what the live writes (which evolve what Redis
+ * holds) produced, without the intermediate states that had expired.
+ */
+export function evolveKept(state: CardState | undefined, event: CardStateEvent, policy: RetentionPolicy): CardState {
+  const until = state === undefined ? null : keepUntil(state, policy);
+  return evolve(until !== null && until > eventTime(event) ? state : undefined, event);
 }

@@ -9,6 +9,7 @@ import type { Clock } from '../core/clock.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CardResolver } from '../service/card-resolver.js';
 import { handleError, handleNotFound } from './errors.js';
+import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { healthRoutes } from './routes/health.js';
 
@@ -28,8 +29,8 @@ export interface AppDeps {
   readonly redis: Redis;
   /** Absent in a worker-only process, which answers no `/cards`. */
   readonly cards?: { readonly resolver: CardResolver; readonly signingSecrets: readonly string[] };
-  /** Extra route plugins (the admin API). */
-  readonly plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void>>;
+  /** The admin API under `/admin`; absent (the whole tree answers 404) when no admin token is configured. */
+  readonly admin?: AdminRouteOptions;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -56,12 +57,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const route = request.routeOptions.url ?? 'unmatched';
     deps.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, seconds);
   });
+  // On close, Fastify answers new requests with `Connection: close`, and Node closes the
+  // connections that are idle at that moment; but a keep-alive connection whose request was still
+  // in flight stays open after its answer, holding `close()` (and the exit on SIGTERM) until the
+  // client's idle time-out. So answers sent while closing close their connection.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
+  });
 
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
 
   void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
   if (deps.cards) void app.register(cardsRoutes, deps.cards);
-  for (const plugin of deps.plugins ?? []) void app.register(plugin);
+  if (deps.admin) void app.register(adminRoutes, { ...deps.admin, prefix: '/admin' });
   return app;
 }

@@ -21,11 +21,23 @@ export const REDACT_PATHS = [
   '*.token',
 ];
 
+/**
+ * `scheme://user:password@host` → `scheme://[redacted]@host`, anywhere in a line. Credentials in a
+ * URL (an upstream's or Redis' `url`) reach log lines through error messages, e.g. fetch's
+ * "Request cannot be constructed from a URL that includes credentials: http://user:pass@…".
+ */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"\\]+@/gi;
+
+export function redactUrlCredentials(text: string): string {
+  return text.includes('@') ? text.replace(URL_CREDENTIALS, '$1[redacted]@') : text;
+}
+
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   const options = {
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
     base: { service: 'cardproxy', pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    hooks: { streamWrite: redactUrlCredentials },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);

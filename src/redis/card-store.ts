@@ -2,14 +2,15 @@
  * The card cache in Redis: reads for `/cards` and the atomic "append event + update projection"
  * write that every state change goes through. No resolution policy lives here.
  */
-import type { Redis, Result } from 'ioredis';
+import type { ChainableCommander, Redis, Result } from 'ioredis';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
-import { evolve, keepUntil, type CardState, type RetentionPolicy } from '../core/card-state.js';
-import type { CardEvent, CardStateEvent } from '../core/card-events.js';
-import { APPLY_EVENTS_LUA } from './lua-scripts.js';
-import type { KeyLayout } from './keys.js';
+import { evolve, evolveKept, keepUntil, type CardState, type RetentionPolicy } from '../core/card-state.js';
+import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
+import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/ttl-overrides.js';
+import { APPLY_EVENTS_LUA, REPLACE_OVERRIDES_LUA } from './lua-scripts.js';
+import type { CustomerIndexKind, KeyLayout } from './keys.js';
 
 /**
  * Shape check for states read back from Redis. Components were validated when they were loaded
@@ -39,6 +40,70 @@ export function decodeCardState(raw: string | null): CardState | undefined {
   }
 }
 
+/**
+ * Stands in for `data.components` in a state decoded by {@link decodeCardStateForServing}, whose
+ * components stay JSON text. Frozen and empty, so a slip can never show anything or be changed.
+ */
+export const COMPONENTS_AS_JSON: readonly never[] = Object.freeze([]);
+
+/** How every stored state starts: `JSON.stringify` of a state writes `data.components` first. */
+const STATE_PREFIX = '{"data":{"components":';
+
+/**
+ * The warm path's decoder: like {@link decodeCardState}, but the card's components, which are
+ * most of the bytes, are not parsed: they come back as the JSON text that was stored (what
+ * `JSON.stringify` wrote when the card was loaded, and so byte for byte what serializing the
+ * parsed components gives), and `data.components` is {@link COMPONENTS_AS_JSON}. The rest of the
+ * state gets the same envelope check. A value not laid out as expected takes the full decoder.
+ */
+export function decodeCardStateForServing(raw: string | null): { state: CardState | undefined; componentsJson?: string } {
+  if (raw === null || !raw.startsWith(STATE_PREFIX) || raw.charCodeAt(STATE_PREFIX.length) !== 0x5b /* [ */) {
+    return { state: decodeCardState(raw) };
+  }
+  const end = endOfJsonArray(raw, STATE_PREFIX.length);
+  if (end === -1) return { state: decodeCardState(raw) };
+  const state = decodeCardState(`${STATE_PREFIX}[]${raw.slice(end + 1)}`);
+  if (state?.data == null) return { state: decodeCardState(raw) };
+  (state.data as { components: unknown }).components = COMPONENTS_AS_JSON;
+  return { state, componentsJson: raw.slice(STATE_PREFIX.length, end + 1) };
+}
+
+/**
+ * The index of the `]` that closes the JSON array opening at `start`, or -1. Skips string
+ * literals (with their escapes) and counts nesting; it does not validate the JSON in between,
+ * which `JSON.stringify` wrote.
+ */
+function endOfJsonArray(text: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        if (i === -1) return -1;
+        let backslashes = 0;
+        while (text.charCodeAt(i - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      depth++;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+      if (depth === 0) return c === 0x5d ? i : -1;
+      if (depth < 0) return -1;
+    }
+  }
+  return -1;
+}
+
+/** Sets every served marker of one answer (KEYS) to its value (ARGV[i]) with its PX (ARGV[n+i]). */
+const MARK_SERVED_LUA = `
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i], 'PX', ARGV[#KEYS + i])
+end
+return #KEYS
+`;
+
 /** An in-flight marker that the applying job owns and releases with its events. */
 export interface OwnedMarker {
   readonly ref: CardRef;
@@ -53,17 +118,27 @@ export interface RefreshNotice {
 interface PlanEntry {
   type: string;
   data: string;
-  set?: { k: number; expect: string | false; value: string | false; px: number };
+  set?: { k: number; check: boolean; expect: string | false; value: string | false; px: number };
   hset?: { k: number; f: string; v: string };
   hdel?: { k: number; f: string };
   index?: { k: number; member: string; px: number }[];
+  unindex?: { k: number; member: string }[];
+}
+
+/** A customer as the look-up index knows it. */
+export interface CustomerRef {
+  readonly workspaceId: string;
+  readonly customerId: string;
 }
 
 const MAX_CAS_ATTEMPTS = 8;
+/** Replay races every live writer while it rebuilds, so it tries harder (per card) before giving up. */
+const MAX_REPLAY_CAS_ATTEMPTS = 25;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     cardproxyApplyEvents(numKeys: number, ...args: string[]): Result<Array<number | string>, Context>;
+    cardproxyReplaceOverrides(...args: string[]): Result<number, Context>;
   }
 }
 
@@ -73,6 +148,9 @@ export class CardStore {
   readonly #clock: Clock;
   readonly #retentionMs: number;
   readonly #retentionFor: (cardKey: string) => RetentionPolicy;
+  readonly #onAppended: (type: CardEventType) => void;
+  /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
+  #batch: Array<{ add: (pipeline: ChainableCommander) => void; resolve: (value: unknown) => void; reject: (err: unknown) => void }> = [];
 
   constructor(opts: {
     redis: Redis;
@@ -80,14 +158,20 @@ export class CardStore {
     clock: Clock;
     retentionSeconds: number;
     retentionFor: (cardKey: string) => RetentionPolicy;
+    /** Called once per event appended to the log (the events-appended counter). */
+    onAppended?: (type: CardEventType) => void;
   }) {
     this.#redis = opts.redis;
     this.#keys = opts.keys;
     this.#clock = opts.clock;
     this.#retentionMs = opts.retentionSeconds * 1000;
     this.#retentionFor = opts.retentionFor;
+    this.#onAppended = opts.onAppended ?? (() => {});
     if (typeof (this.#redis as { cardproxyApplyEvents?: unknown }).cardproxyApplyEvents !== 'function') {
       this.#redis.defineCommand('cardproxyApplyEvents', { lua: APPLY_EVENTS_LUA });
+    }
+    if (typeof (this.#redis as { cardproxyReplaceOverrides?: unknown }).cardproxyReplaceOverrides !== 'function') {
+      this.#redis.defineCommand('cardproxyReplaceOverrides', { numberOfKeys: 2, lua: REPLACE_OVERRIDES_LUA });
     }
   }
 
@@ -102,11 +186,25 @@ export class CardStore {
   async readForRequest(
     refs: readonly CardRef[],
     servedKeys: readonly string[],
-  ): Promise<{ states: (CardState | undefined)[]; servedUntil: (number | null)[] }> {
-    const values = await this.#redis.mget(...refs.map((ref) => this.#keys.card(ref)), ...servedKeys);
-    const states = values.slice(0, refs.length).map(decodeCardState);
-    const servedUntil = values.slice(refs.length).map((v) => (v === null ? null : Number(v)));
-    return { states, servedUntil };
+  ): Promise<{ states: (CardState | undefined)[]; componentsJson: (string | undefined)[]; servedUntil: (number | null)[] }> {
+    const keys = new Array<string>(refs.length + servedKeys.length);
+    for (let i = 0; i < refs.length; i++) keys[i] = this.#keys.card(refs[i]!);
+    for (let i = 0; i < servedKeys.length; i++) keys[refs.length + i] = servedKeys[i]!;
+    const values = (await this.#batched((pipeline) => pipeline.mget(keys))) as (string | null)[];
+    // States come back with their components as stored JSON text (see decodeCardStateForServing).
+    const states = new Array<CardState | undefined>(refs.length);
+    const componentsJson = new Array<string | undefined>(refs.length);
+    for (let i = 0; i < refs.length; i++) {
+      const decoded = decodeCardStateForServing(values[i] ?? null);
+      states[i] = decoded.state;
+      componentsJson[i] = decoded.componentsJson;
+    }
+    const servedUntil = new Array<number | null>(servedKeys.length);
+    for (let i = 0; i < servedKeys.length; i++) {
+      const v = values[refs.length + i];
+      servedUntil[i] = v == null ? null : Number(v);
+    }
+    return { states, componentsJson, servedUntil };
   }
 
   /** Reads card states (refresh worker, invalidation, replay). */
@@ -121,10 +219,60 @@ export class CardStore {
    * it is not on the response's critical path, and a lost marker only misses one reload.
    */
   markServed(entries: ReadonlyArray<{ key: string; until: number }>): Promise<unknown> {
+    if (entries.length === 0) return Promise.resolve(0);
     const now = this.#clock.now();
-    const pipeline = this.#redis.pipeline();
-    for (const { key, until } of entries) pipeline.set(key, String(until), 'PX', Math.max(1, until - now));
-    return pipeline.exec();
+    // One command for all of them (all keys share the customer's hash tag): a pipeline of SETs
+    // costs a Pipeline object and more bytes on every warm request.
+    const n = entries.length;
+    const args = new Array<string>(3 * n);
+    for (let i = 0; i < n; i++) {
+      const { key, until } = entries[i]!;
+      args[i] = key;
+      args[n + i] = String(until);
+      args[2 * n + i] = String(Math.max(1, until - now));
+    }
+    return this.#batched((pipeline) => pipeline.eval(MARK_SERVED_LUA, n, ...args));
+  }
+
+  /**
+   * Queues a warm-path command into one pipeline per event-loop turn: the requests answered
+   * concurrently then share one socket write (and one Pipeline) instead of one write per
+   * command, which is most of what a warm request costs besides its own HTTP I/O. Under no
+   * concurrency a batch holds one command and the wait is one `setImmediate`. Each command still
+   * has the connection's command time-out, and fails on its own.
+   */
+  #batched(add: (pipeline: ChainableCommander) => void): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#batch.push({ add, resolve, reject });
+      if (this.#batch.length === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    let exec: Promise<Array<[Error | null, unknown]> | null>;
+    try {
+      const pipeline = this.#redis.pipeline();
+      for (const { add } of batch) add(pipeline);
+      exec = pipeline.exec();
+    } catch (err) {
+      for (const { reject } of batch) reject(err);
+      return;
+    }
+    exec.then(
+      (results) => {
+        batch.forEach(({ resolve, reject }, i) => {
+          const result = results?.[i];
+          if (!result) reject(new Error('no reply in the pipeline'));
+          else if (result[0]) reject(result[0]);
+          else resolve(result[1]);
+        });
+      },
+      (err: unknown) => {
+        for (const { reject } of batch) reject(err);
+      },
+    );
   }
 
   /**
@@ -137,6 +285,34 @@ export class CardStore {
     events: readonly CardStateEvent[],
     opts: { release?: readonly OwnedMarker[]; notice?: RefreshNotice } = {},
   ): Promise<string[]> {
+    const { result } = await this.#applyCardEvents(events, { replay: false, ...opts });
+    for (const event of events) this.#onAppended(event.type);
+    return result.slice(1).map(String);
+  }
+
+  /**
+   * Replay: applies card-state events that are already in the log to their projections (and the
+   * customer index), exactly as `applyCardEvents` would have, without appending them again.
+   * @returns per card projection key touched, whether it holds a state now (false: not worth keeping)
+   */
+  async replayCardEvents(events: readonly CardStateEvent[]): Promise<Map<string, boolean>> {
+    // One compare-and-set per card (sent together), so a live write to one card only makes that
+    // card try again, not the whole batch. Cards are independent: order matters only within one.
+    const byCard = new Map<string, CardStateEvent[]>();
+    for (const event of events) {
+      const key = this.#keys.card(refOf(event));
+      const group = byCard.get(key);
+      if (group) group.push(event);
+      else byCard.set(key, [event]);
+    }
+    const results = await Promise.all([...byCard.values()].map((group) => this.#applyCardEvents(group, { replay: true })));
+    return new Map(results.flatMap(({ written }) => [...written]));
+  }
+
+  async #applyCardEvents(
+    events: readonly CardStateEvent[],
+    opts: { replay: boolean; release?: readonly OwnedMarker[]; notice?: RefreshNotice },
+  ): Promise<{ result: Array<number | string>; written: Map<string, boolean> }> {
     for (let attempt = 1; ; attempt++) {
       const refs = events.map((e) => refOf(e));
       const cardKeys = refs.map((ref) => this.#keys.card(ref));
@@ -146,41 +322,93 @@ export class CardStore {
         const at = keys.indexOf(key);
         return (at === -1 ? keys.push(key) : at + 1) as number; // Lua's KEYS are 1-based
       };
+      const now = this.#clock.now();
       // Several events may touch the same card: evolve them in order from what was read.
-      const working = new Map<string, { expect: string | false; state: CardState | undefined }>();
+      const working = new Map<string, { expect: string | false; state: CardState | undefined; first: boolean }>();
+      const written = new Map<string, boolean>();
       const entries: PlanEntry[] = events.map((event, i) => {
         const cardKey = cardKeys[i]!;
         let slot = working.get(cardKey);
         if (!slot) {
-          slot = { expect: raw[i] ?? false, state: decodeCardState(raw[i] ?? null) };
+          slot = { expect: raw[i] ?? false, state: decodeCardState(raw[i] ?? null), first: true };
           working.set(cardKey, slot);
         }
+        // Only a card's first entry is compared with what was read; later entries of the same
+        // card follow from the earlier ones inside the script.
+        const check = slot.first;
+        slot.first = false;
         const expect = slot.expect;
-        const next = evolve(slot.state, event);
+        const policy = this.#retentionFor(event.data.cardKey);
+        // Live: what Redis still holds is what the event applies to. Replay: what Redis held when
+        // the event happened (a state past its keep-until then had expired), as live saw it.
+        const next = opts.replay ? evolveKept(slot.state, event, policy) : evolve(slot.state, event);
         slot.state = next;
-        const until = keepUntil(next, this.#retentionFor(event.data.cardKey));
-        const px = until === null ? 0 : until - this.#clock.now();
+        const until = keepUntil(next, policy);
+        const px = until === null ? 0 : until - now;
         const value = px > 0 ? JSON.stringify(next) : false;
         slot.expect = value;
-        const entry: PlanEntry = { type: event.type, data: JSON.stringify(event.data), set: { k: keyIndex(cardKey), expect, value, px: Math.max(1, Math.ceil(px)) } };
-        if (value !== false) entry.index = this.#indexEntries(refs[i]!, next, px, keyIndex);
+        written.set(cardKey, value !== false);
+        const entry: PlanEntry = { type: event.type, data: JSON.stringify(event.data), set: { k: keyIndex(cardKey), check, expect, value, px: Math.max(1, Math.ceil(px)) } };
+        if (value !== false) entry.index = this.#indexEntries(refs[i]!, cardKey, next, px, keyIndex);
+        else entry.unindex = [{ k: keyIndex(this.#keys.customerCards(refs[i]!.workspaceId, refs[i]!.customerId)), member: cardKey }];
         return entry;
       });
       const release = (opts.release ?? []).map((m) => ({ k: keyIndex(this.#keys.inflight(m.ref)), owner: m.owner }));
-      const result = await this.#run(keys, entries, { release, notice: opts.notice });
-      if (result[0] === 1) return result.slice(1).map(String);
-      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error('card state kept changing under a concurrent writer; gave up');
+      const result = await this.#run(keys, entries, { release, notice: opts.notice, replay: opts.replay });
+      if (result[0] === 1) return { result, written };
+      if (attempt >= (opts.replay ? MAX_REPLAY_CAS_ATTEMPTS : MAX_CAS_ATTEMPTS)) throw new Error('card state kept changing under a concurrent writer; gave up');
     }
   }
 
-  /** Appends a TTL-override event and updates the override hash atomically. */
-  async applyOverrideEvent(event: Extract<CardEvent, { type: 'ttl.override_set' | 'ttl.override_cleared' }>): Promise<string> {
+  /**
+   * Appends a TTL-override event and updates the override hash atomically. The hash field of
+   * the event's card key is `evolveOverrides` of that one event: later events replace earlier ones.
+   * @returns the stream id of the appended event
+   */
+  async applyOverrideEvent(event: TtlOverrideEvent): Promise<string> {
     const keys = [this.#keys.events, this.#keys.ttlOverrides];
     const entry: PlanEntry = { type: event.type, data: JSON.stringify(event.data) };
-    if (event.type === 'ttl.override_set') entry.hset = { k: 2, f: event.data.cardKey, v: String(event.data.ttlSeconds) };
+    const seconds = evolveOverrides(NO_TTL_OVERRIDES, event).get(event.data.cardKey);
+    if (seconds !== undefined) entry.hset = { k: 2, f: event.data.cardKey, v: String(seconds) };
     else entry.hdel = { k: 2, f: event.data.cardKey };
     const result = await this.#run(keys, [entry], {});
+    this.#onAppended(event.type);
     return String(result[1]);
+  }
+
+  /**
+   * Replay: replaces the override hash with `overrides`, folded from the log up to and including
+   * the event `lastEventId` ('' for an empty log). Writes nothing and returns false when the log
+   * has grown since (read on, then try again); `force` writes regardless.
+   */
+  async replaceOverrides(overrides: TtlOverrides, lastEventId: string, force = false): Promise<boolean> {
+    if (force) {
+      const multi = this.#redis.multi().del(this.#keys.ttlOverrides);
+      if (overrides.size > 0) multi.hset(this.#keys.ttlOverrides, Object.fromEntries([...overrides].map(([k, v]) => [k, String(v)])));
+      await multi.exec();
+      return true;
+    }
+    const pairs = [...overrides].flatMap(([cardKey, seconds]) => [cardKey, String(seconds)]);
+    const done = await this.#redis.cardproxyReplaceOverrides(this.#keys.events, this.#keys.ttlOverrides, lastEventId, ...pairs);
+    return done === 1;
+  }
+
+  /** The customers the look-up index knows by this identifier (an email is matched lower-cased). */
+  async findCustomers(kind: CustomerIndexKind, value: string): Promise<CustomerRef[]> {
+    const members = await this.#redis.smembers(this.#keys.customerIndex(kind, kind === 'email' ? value.toLowerCase() : value));
+    return members.flatMap((member) => {
+      const at = member.indexOf('\n');
+      return at === -1 ? [] : [{ workspaceId: member.slice(0, at), customerId: member.slice(at + 1) }];
+    });
+  }
+
+  /** The cards cached for one customer (some may have expired since they were listed). */
+  async customerCards(customer: CustomerRef): Promise<CardRef[]> {
+    const members = await this.#redis.smembers(this.#keys.customerCards(customer.workspaceId, customer.customerId));
+    return members.flatMap((key) => {
+      const ref = this.#keys.parseCard(key);
+      return ref && ref.workspaceId === customer.workspaceId && ref.customerId === customer.customerId ? [ref] : [];
+    });
   }
 
   /** The current run-time TTL overrides, card key → seconds. */
@@ -195,10 +423,13 @@ export class CardStore {
     return value === null ? null : Number(value);
   }
 
-  #indexEntries(ref: CardRef, state: CardState, px: number, keyIndex: (key: string) => number) {
+  #indexEntries(ref: CardRef, cardKey: string, state: CardState, px: number, keyIndex: (key: string) => number) {
     const member = `${ref.workspaceId}\n${ref.customerId}`;
-    const index: { k: number; member: string; px: number }[] = [];
     const ttl = Math.max(1, Math.ceil(px));
+    const index: { k: number; member: string; px: number }[] = [
+      { k: keyIndex(this.#keys.customerCards(ref.workspaceId, ref.customerId)), member: cardKey, px: ttl },
+      { k: keyIndex(this.#keys.customerIndex('id', ref.customerId)), member, px: ttl },
+    ];
     if (state.customerEmail) index.push({ k: keyIndex(this.#keys.customerIndex('email', state.customerEmail.toLowerCase())), member, px: ttl });
     if (state.customerExternalId) index.push({ k: keyIndex(this.#keys.customerIndex('externalId', state.customerExternalId)), member, px: ttl });
     return index;
@@ -207,11 +438,12 @@ export class CardStore {
   async #run(
     keys: string[],
     entries: PlanEntry[],
-    opts: { release?: { k: number; owner: string }[]; notice?: RefreshNotice | undefined },
+    opts: { release?: { k: number; owner: string }[]; notice?: RefreshNotice | undefined; replay?: boolean },
   ): Promise<Array<number | string>> {
     const minId = `${Math.max(0, this.#clock.now() - this.#retentionMs)}-0`;
     const plan = {
       minId,
+      replay: opts.replay === true,
       entries,
       release: opts.release && opts.release.length > 0 ? opts.release : false,
       channel: this.#keys.refreshChannel,

@@ -56,3 +56,18 @@ export async function waitUntilReady(client: Redis, timeoutMs: number): Promise<
     client.on('ready', onReady);
   });
 }
+
+/**
+ * The connection of a one-shot CLI command (`replay`, `ttl`, `invalidate`, `events`): commands
+ * wait for the connection, but an unreachable Redis fails the command within seconds.
+ */
+export function createCliConnection(url: string): Redis {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3000,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times: number) => (times > 2 ? null : 200),
+  });
+  client.on('error', () => {}); // surfaced by the failing command instead
+  return client;
+}

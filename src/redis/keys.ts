@@ -7,6 +7,9 @@ import type { CardRef } from '../core/card-ref.js';
 
 const enc = encodeURIComponent;
 
+/** The identifiers the customer look-up index knows a customer by. */
+export type CustomerIndexKind = 'id' | 'email' | 'externalId';
+
 export interface KeyLayout {
   readonly prefix: string;
   /** The event log (SPEC section 6): `<prefix>:events`. */
@@ -21,8 +24,15 @@ export interface KeyLayout {
   inflight(ref: CardRef): string;
   /** When Plain's copy of a card, answered in a (customer, thread) context, expires. */
   served(workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string): string;
-  /** Customer look-up index by email or external id: a set of `workspace\ncustomer`. */
-  customerIndex(kind: 'email' | 'externalId', value: string): string;
+  /**
+   * Customer look-up index by customer id (across workspaces), email (lower-cased by the caller)
+   * or external id: a set of `workspace\ncustomer`, expiring with the customer's last card.
+   */
+  customerIndex(kind: CustomerIndexKind, value: string): string;
+  /** The card projection keys of one customer: a set, expiring with its last card. */
+  customerCards(workspaceId: string, customerId: string): string;
+  /** The card a projection key (as built by `card`) belongs to, or null for any other key. */
+  parseCard(key: string): CardRef | null;
   /** SCAN patterns of all derived keys (everything replay rebuilds). */
   readonly derivedPatterns: readonly string[];
   /** The BullMQ prefix for an upstream group's refresh queue: hash-tagged per queue. */
@@ -32,6 +42,22 @@ export interface KeyLayout {
 export function keyLayout(prefix: string): KeyLayout {
   const customerTag = (workspaceId: string, customerId: string) => `${prefix}:{${enc(workspaceId)}:${enc(customerId)}}`;
   const cardSuffix = (ref: CardRef) => (ref.threadId === null ? enc(ref.cardKey) : `${enc(ref.cardKey)}:${enc(ref.threadId)}`);
+  // Encoded parts hold no ':', '{' or '}', and the prefix no ':' (KEY_PREFIX_PATTERN).
+  const cardKeyPattern = new RegExp(`^${escapeRegExp(prefix)}:\\{([^:{}]*):([^:{}]*)\\}:card:([^:]+)(?::([^:]+))?$`);
+  const parseCard = (key: string): CardRef | null => {
+    const match = cardKeyPattern.exec(key);
+    if (!match) return null;
+    try {
+      return {
+        workspaceId: decodeURIComponent(match[1]!),
+        customerId: decodeURIComponent(match[2]!),
+        cardKey: decodeURIComponent(match[3]!),
+        threadId: match[4] === undefined ? null : decodeURIComponent(match[4]),
+      };
+    } catch {
+      return null; // not URI-encoded by us
+    }
+  };
   return Object.freeze({
     prefix,
     events: `${prefix}:events`,
@@ -41,8 +67,14 @@ export function keyLayout(prefix: string): KeyLayout {
     inflight: (ref: CardRef) => `${customerTag(ref.workspaceId, ref.customerId)}:inflight:${cardSuffix(ref)}`,
     served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>
       `${customerTag(workspaceId, customerId)}:served:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`,
-    customerIndex: (kind: 'email' | 'externalId', value: string) => `${prefix}:customer-index:${kind}:${enc(value)}`,
-    derivedPatterns: [`${prefix}:{*}:card:*`, `${prefix}:customer-index:*`, `${prefix}:ttl-overrides`],
+    customerIndex: (kind: CustomerIndexKind, value: string) => `${prefix}:customer-index:${kind}:${enc(value)}`,
+    customerCards: (workspaceId: string, customerId: string) => `${customerTag(workspaceId, customerId)}:cards`,
+    parseCard,
+    derivedPatterns: [`${prefix}:{*}:card:*`, `${prefix}:{*}:cards`, `${prefix}:customer-index:*`, `${prefix}:ttl-overrides`],
     queuePrefix: (groupName: string) => `${prefix}:{refresh-${groupName}}`,
   });
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

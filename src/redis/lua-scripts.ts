@@ -12,10 +12,14 @@ export const APPLY_EVENTS_LUA = `
 -- KEYS[1] is the event stream; ARGV[1] is a JSON plan whose \`k\` fields index into KEYS.
 -- Card projections are compare-and-set: when a card key no longer holds what the caller read
 -- (\`expect\`, false for "absent"), nothing is written and {0, i} tells the caller to re-read.
+-- Only a card's first entry is \`check\`ed; later entries of the same card follow from it.
+-- Index sets (customer look-up, a customer's card keys) gain members and live as long as the
+-- furthest card they point to; a deleted card leaves its customer's card set (\`unindex\`).
+-- With \`plan.replay\`, the events are already in the stream: only the projections are written.
 local plan = cjson.decode(ARGV[1])
 
 for i, e in ipairs(plan.entries) do
-  if e.set then
+  if e.set and e.set.check then
     local current = redis.call('GET', KEYS[e.set.k])
     if current ~= e.set.expect then return {0, i} end
   end
@@ -23,7 +27,9 @@ end
 
 local ids = {}
 for i, e in ipairs(plan.entries) do
-  ids[i] = redis.call('XADD', KEYS[1], 'MINID', '~', plan.minId, '*', 'type', e.type, 'data', e.data)
+  if not plan.replay then
+    ids[i] = redis.call('XADD', KEYS[1], 'MINID', '~', plan.minId, '*', 'type', e.type, 'data', e.data)
+  end
   if e.set then
     if e.set.value == false then
       redis.call('DEL', KEYS[e.set.k])
@@ -38,6 +44,9 @@ for i, e in ipairs(plan.entries) do
       redis.call('SADD', KEYS[ix.k], ix.member)
       if redis.call('PTTL', KEYS[ix.k]) < ix.px then redis.call('PEXPIRE', KEYS[ix.k], ix.px) end
     end
+  end
+  if e.unindex then
+    for _, ix in ipairs(e.unindex) do redis.call('SREM', KEYS[ix.k], ix.member) end
   end
 end
 
@@ -68,4 +77,20 @@ for i, key in ipairs(KEYS) do
   end
 end
 return result
+`;
+
+/** Replaces the TTL-override hash as of a stream position (see the comment inside). */
+export const REPLACE_OVERRIDES_LUA = `
+-- Replay's last step: writes the TTL overrides folded from the whole stream, but only if no event
+-- was appended after the last one replay read (else it reads on and tries again), so an override
+-- set by an operator while replay ran is never lost.
+-- KEYS[1]: the event stream, KEYS[2]: the override hash. ARGV[1]: the id of the last event read
+-- ('' for an empty stream); ARGV[2..]: card key, seconds, card key, seconds, ...
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local newestId = ''
+if newest[1] then newestId = newest[1][1] end
+if newestId ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
 `;

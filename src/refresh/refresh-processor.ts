@@ -43,7 +43,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     const alreadyDone = refs.filter((ref) => !toLoad.includes(ref));
     if (toLoad.length === 0) {
       await store.applyCardEvents([], { release, notice: notice(alreadyDone, 'refreshed') });
-      log.info({ jobId: job.id, keys: refs.map((r) => r.cardKey), outcome: 'skipped' }, 'refresh job');
+      log.info({ jobId: job.id, keys: refs.map((r) => r.cardKey), customerId: data.customer.id, durationMs: 0, outcome: 'skipped' }, 'refresh job');
       return;
     }
 
@@ -74,8 +74,8 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
       },
     };
     const events = eventsForResult(toLoad, result, ctx);
+    // The store counts the appended events (cardproxy_events_appended_total).
     await store.applyCardEvents(events, { release, notice: noticeFor(events, alreadyDone) });
-    for (const event of events) metrics.eventsAppended.inc({ type: event.type });
 
     if (result.ok) {
       log.info(jobLog, 'refresh job');

@@ -51,6 +51,7 @@ export class RefreshScheduler {
   readonly #keys: KeyLayout;
   readonly #queues = new Map<string, Queue>();
   readonly #groups: readonly UpstreamGroup[];
+  #closed = false;
 
   constructor(opts: { redis: Redis; keys: KeyLayout; groups: readonly UpstreamGroup[] }) {
     this.#redis = opts.redis;
@@ -59,20 +60,35 @@ export class RefreshScheduler {
     if (typeof (this.#redis as { cardproxyClaimRefresh?: unknown }).cardproxyClaimRefresh !== 'function') {
       this.#redis.defineCommand('cardproxyClaimRefresh', { lua: CLAIM_REFRESH_LUA });
     }
-    for (const group of opts.groups) {
-      const queue = new Queue(REFRESH_QUEUE_NAME, {
-        connection: this.#redis,
-        ...queueOptionsFor(opts.keys, group),
-        defaultJobOptions: {
-          attempts: group.retries + 1,
-          backoff: { type: 'fixed', delay: group.retryDelayMs },
-          removeOnComplete: { age: 3600, count: 1000 },
-          removeOnFail: { age: 24 * 3600, count: 5000 },
-        },
-      });
-      queue.on('error', () => {}); // the connection's own listener logs Redis errors
-      this.#queues.set(group.name, queue);
-    }
+    for (const group of opts.groups) this.#queues.set(group.name, this.#openQueue(group));
+  }
+
+  /**
+   * A group's queue. BullMQ sets a Queue's connection up once (an `INFO` on the shared fail-fast
+   * connection) and, when that fails, rejects every later call of that Queue. It fails when Redis
+   * goes away at that moment, or when the command time-out fires while start-up keeps the event
+   * loop busy (it did, every time, in a fresh `serve` process with a small budget): the process
+   * then could never enqueue again. So such a Queue is replaced by a new one, which sets itself up
+   * once Redis answers.
+   */
+  #openQueue(group: UpstreamGroup): Queue {
+    const queue = new Queue(REFRESH_QUEUE_NAME, {
+      connection: this.#redis,
+      ...queueOptionsFor(this.#keys, group),
+      defaultJobOptions: {
+        attempts: group.retries + 1,
+        backoff: { type: 'fixed', delay: group.retryDelayMs },
+        removeOnComplete: { age: 3600, count: 1000 },
+        removeOnFail: { age: 24 * 3600, count: 5000 },
+      },
+    });
+    queue.on('error', () => {}); // the connection's own listener logs Redis errors
+    queue.waitUntilReady().catch(() => {
+      if (this.#closed || this.#queues.get(group.name) !== queue) return;
+      this.#queues.set(group.name, this.#openQueue(group));
+      queue.close().catch(() => {});
+    });
+    return queue;
   }
 
   /**
@@ -146,6 +162,7 @@ export class RefreshScheduler {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
   }
 }

@@ -3,6 +3,7 @@
  * with the group's concurrency (BullMQ's global concurrency caps it across all workers).
  */
 import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyLayout } from '../redis/keys.js';
 import { createBlockingConnection } from '../redis/connections.js';
@@ -16,8 +17,17 @@ export interface WorkerTuning {
   readonly stalledIntervalMs: number;
 }
 
+/** Beyond the upstream time-out, how long a graceful close may take before the connection is dropped. */
+const CLOSE_MARGIN_MS = 5000;
+
+interface GroupWorker {
+  readonly worker: Worker;
+  readonly connection: Redis;
+  readonly group: UpstreamGroup;
+}
+
 export class RefreshWorkers {
-  readonly #workers: Worker[];
+  readonly #workers: GroupWorker[];
 
   constructor(opts: {
     redisUrl: string;
@@ -39,18 +49,47 @@ export class RefreshWorkers {
       });
       worker.on('error', (err) => opts.log.warn({ err, upstream: group.name }, 'refresh worker error'));
       worker.on('closed', () => connection.disconnect());
-      return worker;
+      return { worker, connection, group };
     });
   }
 
   start(): void {
-    for (const worker of this.#workers) {
+    for (const { worker } of this.#workers) {
       worker.run().catch(() => {}); // errors surface through the 'error' listener
     }
   }
 
-  /** Waits for active jobs to finish (each bounded by its upstream's time-out), then disconnects. */
+  /**
+   * Waits for active jobs to finish (each bounded by its upstream's time-out), then disconnects.
+   * Without Redis, BullMQ's graceful close never ends (it waits for a reconnect that may never
+   * come), and active jobs could not record their outcome anyway: then the worker closes at once
+   * (or stops being waited for, when Redis goes away during the close or the bound passes), and
+   * its jobs, their locks lapsed, are taken over by another worker.
+   */
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.close()));
+    await Promise.all(this.#workers.map((w) => closeWorker(w, w.group.timeoutMs + CLOSE_MARGIN_MS)));
+  }
+}
+
+async function closeWorker({ worker, connection }: GroupWorker, boundMs: number): Promise<void> {
+  if (connection.status !== 'ready') {
+    await worker.close(true);
+    connection.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let watch: NodeJS.Timeout | undefined;
+  const givenUp = new Promise<'given up'>((resolve) => {
+    timer = setTimeout(() => resolve('given up'), boundMs);
+    watch = setInterval(() => {
+      if (connection.status !== 'ready') resolve('given up');
+    }, 250);
+  });
+  try {
+    const outcome = await Promise.race([worker.close().then(() => 'closed' as const), givenUp]);
+    if (outcome === 'given up') connection.disconnect();
+  } finally {
+    clearTimeout(timer);
+    clearInterval(watch);
   }
 }

@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
-import { resolveCardPolicies, type CardPolicy } from '../config/card-policy.js';
-import { groupUpstreams, type UpstreamGroups } from '../config/upstream-groups.js';
+import { resolveCardPolicies } from '../config/card-policy.js';
+import { groupUpstreams } from '../config/upstream-groups.js';
 import { configWarnings } from '../config/load.js';
 import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
@@ -21,6 +21,7 @@ import { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import { RefreshWorkers } from '../refresh/refresh-workers.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { CardResolver } from '../service/card-resolver.js';
+import { AdminOperations } from '../admin/admin-operations.js';
 import { buildApp } from '../http/app.js';
 
 export type Role = 'start' | 'serve' | 'worker';
@@ -30,21 +31,6 @@ export interface CardproxyOptions {
   readonly log?: Logger;
   /** Listen on `config.listen` (default true); tests may use `app.inject` instead. */
   readonly listen?: boolean;
-  /** Extra route plugins, registered on servers (the admin API). */
-  readonly plugins?: ReadonlyArray<(deps: PluginDeps) => (app: FastifyInstance) => Promise<void>>;
-}
-
-/** What route plugins get to work with. */
-export interface PluginDeps {
-  readonly config: Config;
-  readonly store: CardStore;
-  readonly scheduler: RefreshScheduler;
-  readonly policies: ReadonlyMap<string, CardPolicy>;
-  readonly groups: UpstreamGroups;
-  readonly clock: Clock;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  readonly redis: Redis;
 }
 
 export interface Cardproxy {
@@ -81,6 +67,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     clock,
     retentionSeconds: config.events.retentionSeconds,
     retentionFor: (cardKey) => policies.get(cardKey) ?? config.defaults,
+    onAppended: (type) => metrics.eventsAppended.inc({ type }),
   });
   const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups });
   metrics.setQueueDepthSource(() => scheduler.depth());
@@ -115,15 +102,14 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     cards = { resolver, signingSecrets: config.plain.signingSecrets };
   }
 
-  const pluginDeps: PluginDeps = { config, store, scheduler, policies, groups, clock, metrics, log, redis };
-  const app = buildApp({
-    log,
-    clock,
-    metrics,
-    redis,
-    ...(cards ? { cards } : {}),
-    plugins: serves ? (opts.plugins ?? []).map((make) => make(pluginDeps)) : [],
-  });
+  let admin: { token: string; operations: AdminOperations } | undefined;
+  if (serves && config.admin.token !== null) {
+    const operations = new AdminOperations({ redis, store, scheduler, policies, groups, clock, log: log.child({ component: 'admin' }) });
+    admin = { token: config.admin.token, operations };
+  } else if (serves) {
+    log.info({ role }, 'admin API disabled: no admin.token configured');
+  }
+  const app = buildApp({ log, clock, metrics, redis, ...(cards ? { cards } : {}), ...(admin ? { admin } : {}) });
   await app.ready();
 
   let url: string | null = null;

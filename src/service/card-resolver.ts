@@ -21,7 +21,7 @@ import {
 import type { CardState } from '../core/card-state.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js';
-import type { CardStore } from '../redis/card-store.js';
+import { COMPONENTS_AS_JSON, type CardStore } from '../redis/card-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import type { RefreshContext, RefreshScheduler } from '../refresh/refresh-scheduler.js';
@@ -32,6 +32,32 @@ export interface PlainCard {
   readonly key: string;
   readonly timeToLiveSeconds: number;
   readonly components: readonly CardComponent[] | null;
+}
+
+/** The stored JSON text of the components of cards answered straight from the cache. */
+const componentsJsonByCard = new WeakMap<PlainCard, string>();
+
+/**
+ * A card answered from the cache, whose components are still the JSON text read from Redis: the
+ * `/cards` route writes that text as it is (see `componentsJsonOf`); anything else that reads
+ * `components` gets them parsed, once.
+ */
+function cardWithComponentsJson(key: string, timeToLiveSeconds: number, json: string): PlainCard {
+  let parsed: CardComponent[] | null | undefined;
+  const card: PlainCard = {
+    key,
+    timeToLiveSeconds,
+    get components() {
+      return (parsed ??= JSON.parse(json) as CardComponent[] | null);
+    },
+  };
+  componentsJsonByCard.set(card, json);
+  return card;
+}
+
+/** The JSON text of a card's components when they were served straight from the cache. */
+export function componentsJsonOf(card: PlainCard): string | undefined {
+  return componentsJsonByCard.get(card);
 }
 
 /** How one requested key was answered, for the request's log line. */
@@ -121,7 +147,7 @@ export class CardResolver {
       d.log.warn({ err }, 'cache unreachable: calling upstreams directly');
       const direct = await this.#resolveDirect(context, items, items, deadline);
       const answers = items.map((item) => direct.get(item.key)!);
-      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true });
+      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, componentsJson: [] });
     }
 
     const now = d.clock.now();
@@ -145,7 +171,7 @@ export class CardResolver {
       degraded = waited.degraded;
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
     }
-    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded });
+    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded, componentsJson: read.componentsJson });
   }
 
   /** Enqueues the refreshes and waits for the cards that need them, until the deadline. */
@@ -218,7 +244,7 @@ export class CardResolver {
     kinds: readonly LookupKind[],
     outcomes: KeyOutcome[],
     receivedAt: number,
-    opts: { degraded: boolean },
+    opts: { degraded: boolean; componentsJson: readonly (string | undefined)[] },
   ): Resolution {
     const d = this.#d;
     const now = d.clock.now();
@@ -226,7 +252,14 @@ export class CardResolver {
     const served: { key: string; until: number }[] = [];
     items.forEach((item, i) => {
       const answer = answers[i]!;
-      cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
+      // Served from what was read: the components are still the stored JSON text.
+      const json = answer.components === COMPONENTS_AS_JSON ? opts.componentsJson[i] : undefined;
+      if (answer.components === COMPONENTS_AS_JSON && json === undefined) throw new Error(`card ${item.key}: components read as JSON text went missing`);
+      cards.push(
+        json === undefined
+          ? { key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components }
+          : cardWithComponentsJson(item.key, answer.ttlSeconds, json),
+      );
       served.push({ key: item.servedKey, until: now + answer.ttlSeconds * 1000 });
       d.metrics.recordLookup(item.key, kinds[i]!);
       d.metrics.recordServed(item.key, answer.source);

@@ -55,7 +55,8 @@ describe('cold, warm and stale cards', () => {
     const proxy = await startTestProxy(config);
 
     const cold = await postCards(proxy, cardsBody(['alpha', 'beta']));
-    expect(cold.ms).toBeLessThan(300 + 150);
+    // Answered at the budget, not when the 1.5 s refresh lands (generous margin: two loaded cores).
+    expect(cold.ms).toBeLessThan(1000);
     expect(byKey(cold.body).alpha).toEqual({ key: 'alpha', timeToLiveSeconds: 7, components: [{ componentText: { text: 'Loading alpha' } }] });
     expect(textOf(byKey(cold.body).beta)).toBe('Loading…');
 

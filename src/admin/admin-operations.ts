@@ -1,0 +1,81 @@
+/**
+ * What an operator can do (SPEC section 7), behind both the admin HTTP routes and the admin CLI
+ * commands: list cards with their TTL overrides, set and clear an override, invalidate a
+ * customer's cards, query the event log. Inputs are already validated (admin-requests.ts).
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { CardPolicy } from '../config/card-policy.js';
+import type { UpstreamGroups } from '../config/upstream-groups.js';
+import type { CardStore } from '../redis/card-store.js';
+import { queryEvents, type LoggedEvent } from '../redis/event-log.js';
+import type { RefreshScheduler } from '../refresh/refresh-scheduler.js';
+import type { EventQuery, InvalidateRequest } from './admin-requests.js';
+import { cardListing, cardListings, type CardListing } from './card-listing.js';
+import { invalidateCards, type InvalidationResult } from './invalidation.js';
+
+/** What the operations work with; the runtime and the CLI each build one. */
+export interface AdminDeps {
+  readonly redis: Redis;
+  readonly store: CardStore;
+  readonly policies: ReadonlyMap<string, CardPolicy>;
+  readonly groups: UpstreamGroups;
+  readonly clock: Clock;
+  /** Needed only to invalidate with `refresh: true`. */
+  readonly scheduler?: RefreshScheduler | undefined;
+  readonly log?: Logger | undefined;
+}
+
+/** The operator's operations, shared by `routes/admin.ts` and `cli/admin-commands.ts`. */
+export class AdminOperations {
+  readonly #d: AdminDeps;
+
+  constructor(deps: AdminDeps) {
+    this.#d = deps;
+  }
+
+  /** True for a configured card key. */
+  isKnownCard(cardKey: string): boolean {
+    return this.#d.policies.has(cardKey);
+  }
+
+  /** Every configured card with its run-time TTL override. */
+  async listCards(): Promise<CardListing[]> {
+    return cardListings(this.#d.policies, await this.#d.store.readOverrides());
+  }
+
+  /**
+   * Sets a run-time TTL override, for every instance, for cards loaded from now on.
+   * @returns the card's entry, or null for an unknown card key
+   */
+  async setTtlOverride(cardKey: string, ttlSeconds: number): Promise<CardListing | null> {
+    const policy = this.#d.policies.get(cardKey);
+    if (!policy) return null;
+    await this.#d.store.applyOverrideEvent({ type: 'ttl.override_set', data: { cardKey, ttlSeconds } });
+    this.#d.log?.info({ cardKey, ttlSeconds }, 'ttl override set');
+    return cardListing(policy, new Map([[cardKey, ttlSeconds]]));
+  }
+
+  /**
+   * Clears a card's run-time TTL override (an event is recorded even when none was set).
+   * @returns the card's entry, or null for an unknown card key
+   */
+  async clearTtlOverride(cardKey: string): Promise<CardListing | null> {
+    const policy = this.#d.policies.get(cardKey);
+    if (!policy) return null;
+    await this.#d.store.applyOverrideEvent({ type: 'ttl.override_cleared', data: { cardKey } });
+    this.#d.log?.info({ cardKey }, 'ttl override cleared');
+    return cardListing(policy, new Map());
+  }
+
+  /** Marks a customer's cached cards stale (and optionally queues their refresh). */
+  invalidate(request: InvalidateRequest): Promise<InvalidationResult> {
+    return invalidateCards(this.#d, request);
+  }
+
+  /** The newest matching events, newest first. */
+  events(query: EventQuery): Promise<LoggedEvent[]> {
+    return queryEvents(this.#d.redis, this.#d.store.keys.events, query);
+  }
+}

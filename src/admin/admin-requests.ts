@@ -1,0 +1,79 @@
+/**
+ * What operators may ask of the admin API and the admin CLI commands (SPEC section 7), as zod
+ * schemas shared by both surfaces, so a bad request is named the same way wherever it comes from.
+ */
+import { z } from 'zod';
+import { CARD_EVENT_TYPES } from '../core/card-events.js';
+import { CardKeySchema } from '../core/plain-protocol.js';
+
+/** The longest TTL override accepted: ten years keeps every derived expiry a valid Redis PX. */
+export const MAX_TTL_OVERRIDE_SECONDS = 315_360_000;
+
+/** `PUT /admin/cards/:key/ttl` and `ttl set KEY SECONDS`. */
+export const TtlOverrideRequestSchema = z.strictObject({
+  ttlSeconds: z
+    .number({ error: 'must be an integer of at least 1' })
+    .int({ error: 'must be an integer of at least 1' })
+    .min(1, { error: 'must be an integer of at least 1' })
+    .max(MAX_TTL_OVERRIDE_SECONDS, { error: `must be at most ${MAX_TTL_OVERRIDE_SECONDS} (ten years)` }),
+});
+export type TtlOverrideRequest = z.output<typeof TtlOverrideRequestSchema>;
+
+/** The identifiers a customer's cached cards can be found by. */
+export const CUSTOMER_SELECTORS = ['customerId', 'email', 'externalId'] as const;
+export type CustomerSelectorKind = (typeof CUSTOMER_SELECTORS)[number];
+
+const identifier = z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters');
+
+/**
+ * `POST /admin/invalidate` and `invalidate`: exactly one of `customerId`, `email`, `externalId`
+ * (`null` counts as absent), optionally narrowed to a workspace and to some card keys.
+ */
+export const InvalidateRequestSchema = z
+  .strictObject({
+    customerId: identifier.nullish(),
+    email: identifier.nullish(),
+    externalId: identifier.nullish(),
+    workspaceId: identifier.nullish(),
+    cardKeys: z.array(CardKeySchema).min(1, 'must list at least one card key').max(100, 'may list at most 100 card keys').nullish(),
+    refresh: z.boolean().default(false),
+    reason: z.string().min(1, 'must not be empty').max(500, 'must be at most 500 characters').optional(),
+  })
+  .check((ctx) => {
+    const given = CUSTOMER_SELECTORS.filter((name) => ctx.value[name] !== undefined && ctx.value[name] !== null);
+    if (given.length === 1) return;
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: given.length === 0 ? [] : [given[1]!],
+      message:
+        given.length === 0
+          ? 'exactly one of customerId, email or externalId is required'
+          : `exactly one of customerId, email or externalId is allowed (got ${given.join(', ')})`,
+    });
+  })
+  .transform((body) => {
+    const kind = CUSTOMER_SELECTORS.find((name) => body[name] !== undefined && body[name] !== null)!;
+    return {
+      selector: { kind, value: body[kind]! },
+      workspaceId: body.workspaceId ?? null,
+      cardKeys: body.cardKeys ?? null,
+      refresh: body.refresh,
+      reason: body.reason ?? `operator invalidation by ${kind}`,
+    };
+  });
+export type InvalidateRequest = z.output<typeof InvalidateRequestSchema>;
+
+/** `GET /admin/events` and `events`: query-string values, so `limit` arrives as text. */
+export const EventQuerySchema = z.object({
+  customerId: identifier.optional(),
+  cardKey: identifier.optional(),
+  type: z.enum(CARD_EVENT_TYPES, { error: `must be one of ${CARD_EVENT_TYPES.join(', ')}` }).optional(),
+  limit: z
+    .string()
+    .regex(/^\d+$/, 'must be an integer between 1 and 1000')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'must be an integer between 1 and 1000').max(1000, 'must be an integer between 1 and 1000'))
+    .default(100),
+});
+export type EventQuery = z.output<typeof EventQuerySchema>;

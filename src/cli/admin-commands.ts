@@ -1,0 +1,268 @@
+/**
+ * The operator's CLI commands (`ttl`, `invalidate`, `events`, `replay`): the admin API's
+ * operations for people who live in a shell. They talk to Redis directly with the config's
+ * `redis` settings, so they work while no server runs, and print a readable table or, with
+ * `--json`, JSON. Exit codes: 0 done, 1 runtime failure (Redis unreachable), 2 bad input.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { resolveCardPolicies } from '../config/card-policy.js';
+import { groupUpstreams } from '../config/upstream-groups.js';
+import { configWarnings } from '../config/load.js';
+import { systemClock } from '../core/clock.js';
+import { describeZodIssues } from '../core/describe-zod-issues.js';
+import { AdminOperations } from '../admin/admin-operations.js';
+import { EventQuerySchema, InvalidateRequestSchema, TtlOverrideRequestSchema } from '../admin/admin-requests.js';
+import type { CardListing } from '../admin/card-listing.js';
+import { CardStore } from '../redis/card-store.js';
+import { createCliConnection } from '../redis/connections.js';
+import type { LoggedEvent } from '../redis/event-log.js';
+import { keyLayout } from '../redis/keys.js';
+import { replayEventLog, type ReplaySummary } from '../redis/replay.js';
+import type { RefreshScheduler } from '../refresh/refresh-scheduler.js';
+import { formatTable, type Column } from './table.js';
+
+/** Bad input: the command exits 2 with this message. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** The parsed options every admin command may receive. */
+export interface AdminCommandOptions {
+  readonly json?: boolean | undefined;
+  readonly 'customer-id'?: string | undefined;
+  readonly email?: string | undefined;
+  readonly 'external-id'?: string | undefined;
+  readonly 'workspace-id'?: string | undefined;
+  readonly 'card-key'?: string[] | undefined;
+  readonly refresh?: boolean | undefined;
+  readonly reason?: string | undefined;
+  readonly type?: string | undefined;
+  readonly limit?: string | undefined;
+}
+
+/** Where a command logs and prints. */
+export interface CommandEnv {
+  readonly log: Logger;
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+interface Context {
+  readonly redis: Redis;
+  readonly store: CardStore;
+  readonly operations: AdminOperations;
+  readonly scheduler: RefreshScheduler | undefined;
+}
+
+/** `ttl list`, `ttl set KEY SECONDS`, `ttl clear KEY`. */
+export async function runTtl(config: Config, args: readonly string[], opts: AdminCommandOptions, env: CommandEnv): Promise<number> {
+  const [action, key, seconds, ...extra] = args;
+  const policies = resolveCardPolicies(config);
+  const known = (cardKey: string | undefined): string => {
+    if (cardKey === undefined) throw new UsageError(`ttl ${action} needs a card KEY`);
+    if (!policies.has(cardKey)) throw new UsageError(`unknown card key "${cardKey}" (configured: ${[...policies.keys()].join(', ')})`);
+    return cardKey;
+  };
+  switch (action) {
+    case 'list': {
+      if (key !== undefined) throw new UsageError('ttl list takes no arguments');
+      return withContext(config, env, { scheduler: false }, async ({ operations }) => {
+        const cards = await operations.listCards();
+        env.out(opts.json ? json({ cards }) : formatTable(cards, CARD_COLUMNS));
+      });
+    }
+    case 'set': {
+      const cardKey = known(key);
+      if (seconds === undefined || extra.length > 0) throw new UsageError('usage: ttl set KEY SECONDS');
+      const parsed = TtlOverrideRequestSchema.safeParse({ ttlSeconds: /^\d+$/.test(seconds) ? Number(seconds) : seconds });
+      if (!parsed.success) throw new UsageError(`SECONDS ${describeZodIssues(parsed.error).map((m) => m.replace(/^ttlSeconds: /, '')).join('; ')}`);
+      return withContext(config, env, { scheduler: false }, async ({ operations }) => {
+        const entry = (await operations.setTtlOverride(cardKey, parsed.data.ttlSeconds))!;
+        env.out(opts.json ? json(entry) : formatTable([entry], CARD_COLUMNS));
+      });
+    }
+    case 'clear': {
+      const cardKey = known(key);
+      if (seconds !== undefined) throw new UsageError('usage: ttl clear KEY');
+      return withContext(config, env, { scheduler: false }, async ({ operations }) => {
+        const entry = (await operations.clearTtlOverride(cardKey))!;
+        env.out(opts.json ? json(entry) : formatTable([entry], CARD_COLUMNS));
+      });
+    }
+    default:
+      throw new UsageError(action === undefined ? 'ttl needs an action: list, set KEY SECONDS or clear KEY' : `unknown ttl action "${action}"`);
+  }
+}
+
+/** `invalidate --customer-id|--email|--external-id X [--workspace-id W] [--card-key K]... [--refresh]`. */
+export async function runInvalidate(config: Config, args: readonly string[], opts: AdminCommandOptions, env: CommandEnv): Promise<number> {
+  if (args.length > 0) throw new UsageError(`unexpected argument "${args[0]}"`);
+  const parsed = InvalidateRequestSchema.safeParse({
+    customerId: opts['customer-id'],
+    email: opts.email,
+    externalId: opts['external-id'],
+    workspaceId: opts['workspace-id'],
+    cardKeys: opts['card-key'],
+    refresh: opts.refresh ?? false,
+    reason: opts.reason,
+  });
+  if (!parsed.success) throw new UsageError(cliMessage(describeZodIssues(parsed.error)));
+  const request = parsed.data;
+  return withContext(config, env, { scheduler: request.refresh }, async ({ operations }) => {
+    const result = await operations.invalidate(request);
+    if (opts.json) env.out(json(result));
+    else {
+      const refreshing = request.refresh ? `, ${result.refreshing} refresh${result.refreshing === 1 ? '' : 'es'} queued` : '';
+      env.out(`invalidated ${result.invalidated} cached card${result.invalidated === 1 ? '' : 's'}${refreshing}\n`);
+    }
+  });
+}
+
+/** `events [--customer-id X] [--card-key K] [--type T] [--limit N]`. */
+export async function runEvents(config: Config, args: readonly string[], opts: AdminCommandOptions, env: CommandEnv): Promise<number> {
+  if (args.length > 0) throw new UsageError(`unexpected argument "${args[0]}"`);
+  const parsed = EventQuerySchema.safeParse({ customerId: opts['customer-id'], cardKey: opts['card-key']?.at(-1), type: opts.type, limit: opts.limit });
+  if (!parsed.success) throw new UsageError(cliMessage(describeZodIssues(parsed.error)));
+  return withContext(config, env, { scheduler: false }, async ({ operations }) => {
+    const events = await operations.events(parsed.data);
+    env.out(opts.json ? json({ events }) : formatTable(events, EVENT_COLUMNS));
+  });
+}
+
+/** `replay`: rebuilds the card cache, the customer index and the TTL overrides from the log. */
+export async function runReplay(config: Config, args: readonly string[], opts: AdminCommandOptions, env: CommandEnv): Promise<number> {
+  if (args.length > 0) throw new UsageError(`unexpected argument "${args[0]}"`);
+  for (const warning of configWarnings(config)) if (warning.startsWith('events.retentionSeconds')) env.err(`warning: ${warning}\n`);
+  return withContext(config, env, { scheduler: false }, async ({ redis, store }) => {
+    const summary = await replayEventLog({ redis, store, keys: store.keys, log: env.log });
+    env.out(opts.json ? json(summary) : replayText(summary));
+  });
+}
+
+async function withContext(
+  config: Config,
+  env: CommandEnv,
+  opts: { scheduler: boolean },
+  run: (context: Context) => Promise<void>,
+): Promise<number> {
+  const redis = createCliConnection(config.redis.url);
+  let lastError: Error | undefined;
+  redis.on('error', (err: Error) => (lastError = err));
+  let scheduler: RefreshScheduler | undefined;
+  try {
+    try {
+      await redis.connect();
+    } catch (err) {
+      env.err(`cardproxy: cannot reach Redis at ${redactUrl(config.redis.url)}: ${(lastError ?? (err as Error)).message}\n`);
+      return 1;
+    }
+    const keys = keyLayout(config.redis.keyPrefix);
+    const policies = resolveCardPolicies(config);
+    const groups = groupUpstreams(config);
+    const store = new CardStore({
+      redis,
+      keys,
+      clock: systemClock,
+      retentionSeconds: config.events.retentionSeconds,
+      retentionFor: (cardKey) => policies.get(cardKey) ?? config.defaults,
+    });
+    if (opts.scheduler) {
+      const { RefreshScheduler } = await import('../refresh/refresh-scheduler.js'); // BullMQ: only when needed
+      scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups });
+    }
+    const operations = new AdminOperations({ redis, store, policies, groups, clock: systemClock, scheduler, log: env.log });
+    await run({ redis, store, operations, scheduler });
+    return 0;
+  } catch (err) {
+    env.err(`cardproxy: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await scheduler?.close().catch(() => {});
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+function cliMessage(issues: readonly string[]): string {
+  // Name the command-line flags rather than the API's body fields.
+  const flags: Record<string, string> = {
+    customerId: '--customer-id',
+    email: '--email',
+    externalId: '--external-id',
+    workspaceId: '--workspace-id',
+    cardKeys: '--card-key',
+    cardKey: '--card-key',
+    reason: '--reason',
+    type: '--type',
+    limit: '--limit',
+  };
+  return issues
+    .map((issue) => issue.replace(/\b(customerId|email|externalId|workspaceId|cardKeys|cardKey|reason|type|limit)\b(\[\d+\])?/g, (_, name: string) => flags[name] ?? name))
+    .join('; ');
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
+}
+
+const CARD_COLUMNS: Column<CardListing>[] = [
+  { heading: 'KEY', cell: (c) => c.key },
+  { heading: 'UPSTREAM', cell: (c) => c.upstream },
+  { heading: 'SCOPE', cell: (c) => c.scope },
+  { heading: 'TTL', cell: (c) => c.ttlSeconds },
+  { heading: 'STALE', cell: (c) => c.staleSeconds },
+  { heading: 'OVERRIDE', cell: (c) => c.overrideTtlSeconds },
+];
+
+const dataOf = (e: LoggedEvent): Record<string, unknown> =>
+  typeof e.data === 'object' && e.data !== null ? (e.data as Record<string, unknown>) : {};
+
+function eventDetail(e: LoggedEvent): string {
+  const d = dataOf(e);
+  switch (e.type) {
+    case 'card.refreshed':
+      return `ttl ${String(d.ttlSeconds)}s from ${String(d.upstream)} in ${String(d.durationMs)} ms`;
+    case 'card.refresh_failed':
+      return `${String(d.errorKind)}${d.status === null || d.status === undefined ? '' : ` (${String(d.status)})`}: ${String(d.detail)}`;
+    case 'card.invalidated':
+      return String(d.reason);
+    case 'ttl.override_set':
+      return `ttl ${String(d.ttlSeconds)}s`;
+    default:
+      return '';
+  }
+}
+
+const EVENT_COLUMNS: Column<LoggedEvent>[] = [
+  { heading: 'ID', cell: (e) => e.id },
+  { heading: 'AT', cell: (e) => e.at },
+  { heading: 'TYPE', cell: (e) => e.type },
+  { heading: 'WORKSPACE', cell: (e) => dataOf(e).workspaceId as string | undefined },
+  { heading: 'CUSTOMER', cell: (e) => dataOf(e).customerId as string | undefined },
+  { heading: 'THREAD', cell: (e) => dataOf(e).threadId as string | undefined },
+  { heading: 'CARD', cell: (e) => dataOf(e).cardKey as string | undefined },
+  { heading: 'DETAIL', cell: eventDetail },
+];
+
+function replayText(s: ReplaySummary): string {
+  const rows: Array<[string, string | number]> = [
+    ['events read', s.eventsRead],
+    ['card events', s.cardEvents],
+    ['override events', s.overrideEvents],
+    ['skipped (invalid)', s.skipped],
+    ['cards written', s.cardsWritten],
+    ['cards expired', `${s.cardsExpired} (past their keep-until: not written)`],
+    ['ttl overrides', s.overrides],
+    ['derived keys deleted', s.keysDeleted],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return [`replay finished in ${s.durationMs} ms`, ...rows.map(([label, value]) => `  ${`${label}:`.padEnd(width + 2)}${value}`), ''].join('\n');
+}

@@ -1,0 +1,449 @@
+/**
+ * SPEC sections 3, 4 and 9 against real processes: `node dist/cli.js <command>` spawned with
+ * config files in a temporary directory, the real Redis, and fake upstreams in this process.
+ * Every spawned process is killed after its test; its output is kept for failure messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { cardsBody, deleteByPrefix, redisUrl } from '../helpers/harness.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist/cli.js');
+
+let dir: string;
+let children: Spawned[] = [];
+let upstreams: FakeUpstream[] = [];
+let prefixes: string[] = [];
+let tcps: TcpProxy[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cardproxy-processes-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+afterEach(async () => {
+  await Promise.all(children.map((c) => c.kill('SIGKILL')));
+  children = [];
+  await Promise.all(upstreams.map((u) => u.close()));
+  upstreams = [];
+  await Promise.all(tcps.map((t) => t.close()));
+  tcps = [];
+  const redis = new Redis(redisUrl());
+  try {
+    for (const prefix of prefixes) await deleteByPrefix(redis, prefix);
+  } finally {
+    redis.disconnect();
+    prefixes = [];
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface Spawned {
+  readonly child: ChildProcess;
+  readonly name: string;
+  readonly exited: Promise<Exit>;
+  readonly exit: Exit | undefined;
+  stdout(): string;
+  stderr(): string;
+  /** Both streams, for failure messages. */
+  output(): string;
+  /** Sends `signal` (if still running) and waits for the exit. */
+  kill(signal: NodeJS.Signals): Promise<Exit>;
+}
+
+/**
+ * Runs `node dist/cli.js ...args`. The environment is this process's minus the variables the CLI
+ * reads (REDIS_URL, CARDPROXY_CONFIG, PORT), plus `env`: each test says what it wants.
+ */
+function cli(name: string, args: string[], env: Record<string, string> = {}): Spawned {
+  const base = { ...process.env };
+  delete base.REDIS_URL;
+  delete base.CARDPROXY_CONFIG;
+  delete base.PORT;
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout!.on('data', (b: Buffer) => out.push(b));
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
+  let exit: Exit | undefined;
+  const exited = new Promise<Exit>((done) =>
+    child.once('close', (code, signal) => {
+      exit = { code, signal };
+      done(exit);
+    }),
+  );
+  const spawned: Spawned = {
+    child,
+    name,
+    exited,
+    get exit() {
+      return exit;
+    },
+    stdout: () => Buffer.concat(out).toString('utf8'),
+    stderr: () => Buffer.concat(err).toString('utf8'),
+    output: () => `--- ${name} (${args.join(' ')}) stdout:\n${spawned.stdout()}\n--- stderr:\n${spawned.stderr()}`,
+    async kill(signal) {
+      if (exit === undefined) child.kill(signal);
+      return exited;
+    },
+  };
+  children.push(spawned);
+  return spawned;
+}
+
+/** Runs a command to its end (bounded), for the commands that exit by themselves. */
+async function run(name: string, args: string[], env: Record<string, string> = {}, timeoutMs = 10_000): Promise<Exit & { stdout: string; stderr: string; output: string }> {
+  const p = cli(name, args, env);
+  const exit = await within(timeoutMs, `${name} to exit`, p.exited, p);
+  return { ...exit, stdout: p.stdout(), stderr: p.stderr(), output: p.output() };
+}
+
+async function within<T>(ms: number, what: string, work: Promise<T>, ...processes: Spawned[]): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms\n${processes.map((p) => p.output()).join('\n')}`)), ms);
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A port nothing listens on right now (a process must be reachable, so listen.port 0 will not do). */
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+interface Node {
+  readonly port: number;
+  readonly base: string;
+}
+
+/** A valid config with a unique key prefix and fast stalled-job recovery; `extra` is merged on top. */
+async function configFor(upstreamUrl: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown> & { listen: { host: string; port: number }; redis: { url: string; keyPrefix: string } }> {
+  const keyPrefix = `test-proc-${randomUUID().slice(0, 8)}`;
+  prefixes.push(keyPrefix);
+  return {
+    listen: { host: '127.0.0.1', port: await freePort() },
+    redis: { url: redisUrl(), keyPrefix },
+    budgetMs: 1000,
+    upstreams: { legacy: { url: upstreamUrl, timeoutMs: 30_000, concurrency: 4, retryDelayMs: 200 } },
+    cards: { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy' } },
+    worker: { lockDurationMs: 1000, stalledIntervalMs: 1000 },
+    ...extra,
+  };
+}
+
+function writeConfig(config: unknown): string {
+  const file = join(dir, `config-${randomUUID().slice(0, 8)}.json`);
+  writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  return file;
+}
+
+/** The same config on another port (one port per process). */
+async function onNewPort<T extends { listen: { host: string; port: number } }>(config: T): Promise<T> {
+  return { ...config, listen: { ...config.listen, port: await freePort() } };
+}
+
+/** Starts `cardproxy <role>` and waits until its `/healthz` answers (and `/readyz`, unless told not to). */
+async function startNode(role: 'start' | 'serve' | 'worker', config: { listen: { port: number } }, opts: { ready?: boolean; name?: string } = {}): Promise<Node & { proc: Spawned }> {
+  const file = writeConfig(config);
+  const proc = cli(opts.name ?? role, [role, '--config', file]);
+  const node = { port: config.listen.port, base: `http://127.0.0.1:${config.listen.port}` };
+  await waitHttp(proc, node, opts.ready === false ? '/healthz' : '/readyz');
+  return { ...node, proc };
+}
+
+/** Polls `path` until it answers 200; fails early (with the output) if the process exits. */
+async function waitHttp(proc: Spawned, node: Node, path: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exit) throw new Error(`${proc.name} exited (${JSON.stringify(proc.exit)}) before ${path} answered 200\n${proc.output()}`);
+    try {
+      const res = await fetch(node.base + path, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${proc.name}: ${path} did not answer 200 within ${timeoutMs} ms\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function postCards(node: Node, body: unknown): Promise<{ status: number; body: any; ms: number }> {
+  const started = performance.now();
+  const res = await fetch(`${node.base}/cards`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_proc' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed, ms: performance.now() - started };
+}
+
+async function getStatus(node: Node, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(node.base + path, { signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text() };
+}
+
+/** A sample of the Prometheus text (0 when absent). */
+function sample(metrics: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const have = line.slice(name.length + 1, line.indexOf('}')).split(',');
+    if (want.every((w) => have.includes(w))) return Number(line.slice(line.indexOf('}') + 1).trim());
+  }
+  return 0;
+}
+
+async function upstream(...args: Parameters<typeof startFakeUpstream>): Promise<FakeUpstream> {
+  const u = await startFakeUpstream(...args);
+  upstreams.push(u);
+  return u;
+}
+
+async function until<T>(check: () => T | Promise<T>, timeoutMs: number, what: string, ...processes: Spawned[]): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${processes.map((p) => p.output()).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const byKey = (body: { cards: Array<{ key: string }> }) => Object.fromEntries(body.cards.map((c) => [c.key, c])) as Record<string, any>;
+
+// ---------------------------------------------------------------------------------------------
+
+describe('workers', () => {
+  it('recovers the job of a worker killed mid-job in another worker process; a serve process then answers from the cache', async () => {
+    // The first call is held until the client goes away; later calls answer at once.
+    const legacy = await upstream((call) => (legacy.calls.length === 1 ? { delayMs: 60_000, body: cardsReply(call) } : { body: cardsReply(call) }));
+    const config = await configFor(legacy.url);
+    const server = await startNode('serve', config);
+    const first = await startNode('worker', await onNewPort(config), { name: 'worker-1' });
+
+    const body = cardsBody(['alpha', 'beta'], 'c_killed'); // two keys: never a manual reload
+    const cold = await postCards(server, body);
+    expect(cold.status).toBe(200);
+    expect(cold.body.cards.map((c: any) => textOf(c))).toEqual(['Loading…', 'Loading…']);
+    await legacy.waitForCalls(1);
+    expect(legacy.inFlight).toBe(1);
+
+    const killed = await first.proc.kill('SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    const killedAt = Date.now();
+    const second = await startNode('worker', await onNewPort(config), { name: 'worker-2' });
+    await within(10_000, 'the second worker to call the upstream again', legacy.waitForCalls(2, 10_000), second.proc, server.proc);
+    expect(legacy.calls[1]!.keys.sort()).toEqual(['alpha', 'beta']);
+    expect(legacy.calls[1]!.customerId).toBe('c_killed');
+    const recoveredMs = Date.now() - killedAt;
+
+    // The card lands: the serve process answers it from the cache, with no third call.
+    const warm = await until(
+      async () => {
+        const res = await postCards(server, body);
+        return res.body.cards.every((c: any) => textOf(c) === `${c.key} for c_killed`) && res;
+      },
+      5000,
+      'the recovered card to be served',
+      server.proc,
+      second.proc,
+    );
+    expect(warm.status).toBe(200);
+    const again = await postCards(server, body);
+    expect(textOf(byKey(again.body).alpha)).toBe('alpha for c_killed');
+    expect(legacy.calls).toHaveLength(2);
+    // It was the second worker that ran the job to its end.
+    await until(() => /"msg":"refresh job"/.test(second.proc.stdout()), 5000, 'the second worker to log its job', second.proc);
+    expect(second.proc.stdout()).toMatch(/"customerId":"c_killed"[^\n]*"outcome":"ok"/);
+    const metrics = (await getStatus(server, '/metrics')).body;
+    expect(sample(metrics, 'cardproxy_cards_served_total', { card_key: 'alpha', source: 'cache' })).toBeGreaterThanOrEqual(1);
+    console.info(`killed worker: job recovered by the second worker ${recoveredMs} ms after SIGKILL (lockDurationMs 1000, stalledIntervalMs 1000)`);
+  });
+
+  it('`serve` alone enqueues but does not process jobs; a `worker` then does', async () => {
+    const legacy = await upstream();
+    // A small budget means a small Redis command time-out (budget / 5). It once made BullMQ's queue
+    // set-up time out during start-up, after which the process never enqueued again: every cold
+    // card became a direct upstream call. Under heavy load a single request may still fall back to
+    // a direct call, so this asks for new customers until one is queued (before the fix: never).
+    const config = await configFor(legacy.url, { budgetMs: 300 });
+    const server = await startNode('serve', config);
+    let n = 0;
+    const customer = await until(
+      async () => {
+        const id = `c_queued_${n++}`;
+        const res = await postCards(server, cardsBody(['alpha', 'beta'], id));
+        expect(res.status).toBe(200);
+        return res.body.cards.every((c: any) => textOf(c) === 'Loading…') && id;
+      },
+      5000,
+      'a request whose refresh is queued (placeholders, not a direct upstream call)',
+      server.proc,
+    );
+    if (n > 1) console.info(`serve with budgetMs 300: ${n - 1} request(s) fell back to direct calls before one was queued`);
+    // The job is on the queue, waiting, and stays so: nobody in the serve process takes it.
+    const waiting = async () => sample((await getStatus(server, '/metrics')).body, 'cardproxy_refresh_jobs', { upstream: 'legacy', state: 'waiting' });
+    await until(async () => (await waiting()) === 1, 5000, 'the refresh job to be waiting', server.proc);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(legacy.calls.filter((c) => c.customerId === customer)).toHaveLength(0);
+    expect(await waiting()).toBe(1);
+
+    const worker = await startNode('worker', await onNewPort(config));
+    await until(() => legacy.calls.some((c) => c.customerId === customer), 10_000, 'the worker to take the job', worker.proc);
+    await until(
+      async () => (await postCards(server, cardsBody(['alpha', 'beta'], customer))).body.cards.every((c: any) => textOf(c) === `${c.key} for ${customer}`),
+      5000,
+      'the card to land',
+      server.proc,
+      worker.proc,
+    );
+    expect(legacy.calls.filter((c) => c.customerId === customer)).toHaveLength(1);
+  });
+
+  it('`worker` alone answers /healthz, /readyz and /metrics on its port, and 404 on /cards', async () => {
+    const legacy = await upstream();
+    const worker = await startNode('worker', await configFor(legacy.url));
+    expect((await getStatus(worker, '/healthz')).status).toBe(200);
+    expect((await getStatus(worker, '/readyz')).status).toBe(200);
+    const metrics = await getStatus(worker, '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('cardproxy_refresh_jobs');
+    const cards = await postCards(worker, cardsBody(['alpha']));
+    expect(cards.status).toBe(404);
+    expect(cards.body).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+    expect(legacy.calls).toHaveLength(0);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('answers the in-flight /cards request with its data on SIGTERM, then exits 0', async () => {
+    const legacy = await upstream((call) => ({ body: cardsReply(call), delayMs: 800 }));
+    const node = await startNode('start', await configFor(legacy.url, { budgetMs: 3000 }));
+    const inFlight = postCards(node, cardsBody(['alpha', 'beta'], 'c_sigterm'));
+    await legacy.waitForCalls(1);
+
+    const signalledAt = performance.now();
+    node.proc.child.kill('SIGTERM');
+    const res = await within(5000, 'the in-flight request', inFlight, node.proc);
+    const answeredMs = performance.now() - signalledAt;
+    expect(res.status).toBe(200);
+    expect(res.body.cards.map((c: any) => textOf(c)).sort()).toEqual(['alpha for c_sigterm', 'beta for c_sigterm']);
+    const exit = await within(5000, 'the process to exit after SIGTERM', node.proc.exited, node.proc);
+    const exitMs = performance.now() - signalledAt;
+    expect(exit, node.proc.output()).toEqual({ code: 0, signal: null });
+    expect(legacy.calls).toHaveLength(1);
+    console.info(`SIGTERM: in-flight request answered ${Math.round(answeredMs)} ms after the signal, process exited 0 after ${Math.round(exitMs)} ms`);
+  });
+
+  it('exits 0 on SIGTERM while Redis is unreachable', async () => {
+    const legacy = await upstream();
+    const target = new URL(redisUrl());
+    const tcp = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    tcps.push(tcp);
+    const config = await configFor(legacy.url);
+    config.redis.url = tcp.url(redisUrl());
+    const node = await startNode('start', config);
+    await tcp.cut();
+    await until(async () => (await getStatus(node, '/readyz')).status === 503, 5000, '/readyz 503', node.proc);
+    const res = await postCards(node, cardsBody(['alpha', 'beta'], 'c_outage'));
+    expect(res.status).toBe(200);
+
+    const signalledAt = performance.now();
+    node.proc.child.kill('SIGTERM');
+    const exit = await within(5000, 'the process to exit after SIGTERM during the outage', node.proc.exited, node.proc);
+    expect(exit, node.proc.output()).toEqual({ code: 0, signal: null });
+    console.info(`SIGTERM during a Redis outage: exited 0 after ${Math.round(performance.now() - signalledAt)} ms`);
+  });
+});
+
+describe('command line and configuration', () => {
+  it('check-config: exit 0 for the bundled config, non-zero naming each bad field by its path', async () => {
+    const ok = await run('check-config', ['check-config', join(ROOT, 'config/default.json')]);
+    expect(ok.code, ok.output).toBe(0);
+
+    const bad = writeConfig({
+      listen: { port: 'eighty' },
+      budgetMs: 50,
+      upstreams: { x: { url: 'ftp://legacy.internal/cards', concurrency: 0 } },
+      cards: { y: { upstream: 'missing' } },
+      surprise: true,
+    });
+    const res = await run('check-config', ['check-config', bad]);
+    expect(res.code, res.output).not.toBe(0);
+    expect(res.code).not.toBeNull();
+    for (const field of ['listen.port', 'budgetMs', 'upstreams.x.url', 'upstreams.x.concurrency', 'cards.y.upstream', 'surprise']) {
+      expect(res.stderr, `stderr names ${field}`).toMatch(new RegExp(`(^|\\W)${field.replace(/\./g, '\\.')}\\b`, 'm'));
+    }
+  });
+
+  it('start: an invalid config stops the process with a non-zero exit naming the field; no config at all is a usage error', async () => {
+    const legacy = await upstream();
+    const invalid = writeConfig({ ...(await configFor(legacy.url)), budgetMs: 20_000 });
+    const res = await run('start', ['start', '--config', invalid]);
+    expect(res.code, res.output).not.toBe(0);
+    expect(res.code).not.toBeNull();
+    expect(res.stderr).toMatch(/budgetMs/);
+
+    const missing = await run('start', ['start']);
+    expect(missing.code, missing.output).not.toBe(0);
+    expect(missing.code).not.toBeNull();
+    expect(missing.stderr).toMatch(/--config/);
+    expect(missing.stderr).toMatch(/Usage/i);
+  });
+
+  it('CARDPROXY_CONFIG replaces --config, and REDIS_URL overrides redis.url', async () => {
+    const legacy = await upstream();
+    // redis.url points at a port where nothing listens; REDIS_URL points at the real Redis.
+    const config = await configFor(legacy.url);
+    config.redis.url = `redis://127.0.0.1:${await freePort()}`;
+    const file = writeConfig(config);
+    const proc = cli('start (env)', ['start'], { CARDPROXY_CONFIG: file, REDIS_URL: redisUrl() });
+    const node = { port: config.listen.port, base: `http://127.0.0.1:${config.listen.port}` };
+    await waitHttp(proc, node, '/readyz');
+    const res = await postCards(node, cardsBody(['alpha', 'beta'], 'c_env'));
+    expect(res.status).toBe(200);
+    expect(res.body.cards.map((c: any) => textOf(c)).sort()).toEqual(['alpha for c_env', 'beta for c_env']);
+
+    // The control: without REDIS_URL the same settings reach no Redis (the process starts all the same).
+    const deadConfig = await onNewPort(config);
+    const dead = cli('start (no REDIS_URL)', ['start'], { CARDPROXY_CONFIG: writeConfig(deadConfig) });
+    const deadNode = { port: deadConfig.listen.port, base: `http://127.0.0.1:${deadConfig.listen.port}` };
+    await waitHttp(dead, deadNode, '/healthz');
+    expect((await getStatus(deadNode, '/readyz')).status).toBe(503);
+  });
+});
