@@ -4,27 +4,14 @@
  * customer's cards, query the event log. Inputs are already validated (admin-requests.ts).
  */
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
-import type { CardPolicy } from '../config/card-policy.js';
-import type { UpstreamGroups } from '../config/upstream-groups.js';
-import type { CardStore } from '../redis/card-store.js';
 import { queryEvents, type LoggedEvent } from '../redis/event-log.js';
-import type { RefreshScheduler } from '../refresh/refresh-scheduler.js';
 import type { EventQuery, InvalidateRequest } from './admin-requests.js';
 import { cardListing, cardListings, type CardListing } from './card-listing.js';
-import { invalidateCards, type InvalidationResult } from './invalidation.js';
+import { invalidateCards, type InvalidationDeps, type InvalidationResult } from './invalidation.js';
 
 /** What the operations work with; the runtime and the CLI each build one. */
-export interface AdminDeps {
+export interface AdminDeps extends InvalidationDeps {
   readonly redis: Redis;
-  readonly store: CardStore;
-  readonly policies: ReadonlyMap<string, CardPolicy>;
-  readonly groups: UpstreamGroups;
-  readonly clock: Clock;
-  /** Needed only to invalidate with `refresh: true`. */
-  readonly scheduler?: RefreshScheduler | undefined;
-  readonly log?: Logger | undefined;
 }
 
 /** The operator's operations, shared by `routes/admin.ts` and `cli/admin-commands.ts`. */
