@@ -1,0 +1,46 @@
+/**
+ * Runs autocannon in a child process (bench/lib/load-worker.mjs) and returns its result.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { SECRET, WORKSPACE_ID } from './cardproxy.mjs';
+
+const WORKER = fileURLToPath(new URL('./load-worker.mjs', import.meta.url));
+const active = new Set();
+
+/**
+ * @param spec { url, connections, duration? (s), amount?, keys, customers: {prefix, count?, offset},
+ *               threads?: {prefix}, timeout? (s) }
+ */
+export function runLoad(spec) {
+  const full = { workspaceId: WORKSPACE_ID, secret: SECRET, ...spec };
+  // Hard bound: the run's own length plus a minute, whatever happens.
+  const limitMs = ((spec.duration ?? 0) + (spec.timeout ?? 30)) * 1000 + 60_000 + (spec.amount ? 120_000 : 0);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER, JSON.stringify(full)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    active.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      active.delete(child);
+      const line = out.trim().split('\n').pop();
+      if (code === 0 && line) {
+        try {
+          resolve(JSON.parse(line));
+          return;
+        } catch {
+          // fall through
+        }
+      }
+      reject(new Error(`load generator failed (${code ?? signal}): ${err.slice(-2000)}`));
+    });
+  });
+}
+
+export function killLoads() {
+  for (const child of active) child.kill('SIGKILL');
+}

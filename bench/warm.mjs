@@ -1,0 +1,163 @@
+/**
+ * Scenario 1, warm hits: 1, 5 and 25 keys per request against a warm cache at 10/50/100
+ * connections, alternating with a baseline node:http server that answers the same JSON bytes,
+ * several rounds, medians. The cardproxy side is a `serve` process plus a `worker` process.
+ *
+ * Manual reload rule (SPEC 5.6): a single-key request for a (customer, thread) answered within
+ * its TTL is a reload and bypasses the cache. The load therefore rotates over a pool of warm
+ * customers and gives every request its own thread id, so no (customer, thread) pair repeats;
+ * cards are customer-scoped, so every request is still a hit on a warm card. After the runs the
+ * server's own lookup counters are checked: every lookup must be `fresh`.
+ */
+import { WORKSPACE_ID, cardKeys, postCards, scrapeMetrics, sumBy } from './lib/cardproxy.mjs';
+import { cardRedisKey, countExisting, openEnv, pool } from './lib/env.mjs';
+import { startBaseline } from './lib/baseline.mjs';
+import { runLoad } from './lib/load.mjs';
+import { fmt, median, table, target, waitFor } from './lib/util.mjs';
+
+const KEY_COUNTS = [1, 5, 25];
+const CONNECTIONS = [10, 50, 100];
+
+/** Starts serve + worker, warms `customers` customers × 25 cards, waits until all are cached. */
+export async function setupWarm(ctx) {
+  const customers = ctx.quick ? 200 : 500;
+  const env = await openEnv(ctx, {
+    tag: 'warm',
+    upstream: { latencyMs: 0 },
+    config: { budgetMs: 2000, concurrency: 16, ttlSeconds: 3600 },
+    processes: [{ role: 'serve' }, { role: 'worker' }],
+  });
+  try {
+    const serve = env.procs[0];
+    const keys = cardKeys(25);
+    const ids = Array.from({ length: customers }, (_, i) => `cw${i}`);
+    const started = Date.now();
+    await pool(ids, 16, (id) => postCards(serve.url, { customerId: id, keys }));
+    const redisKeys = ids.flatMap((id) => keys.map((k) => cardRedisKey(env, WORKSPACE_ID, id, k)));
+    await waitFor(async () => (await countExisting(ctx.redis, redisKeys)) === redisKeys.length, {
+      timeoutMs: 180_000,
+      everyMs: 250,
+      what: `${redisKeys.length} warm cards`,
+    });
+    ctx.log(`  warmed ${customers} customers × 25 cards in ${((Date.now() - started) / 1000).toFixed(1)} s (${env.upstream.stats().calls} upstream calls)`);
+    return { env, serve, customers, warmMs: Date.now() - started };
+  } catch (err) {
+    await env.close();
+    throw err;
+  }
+}
+
+/** The body of a real answer for `k` keys, for the baseline to return byte for byte. */
+async function captureAnswer(warm, k) {
+  const answer = await postCards(warm.serve.url, { customerId: 'cw0', keys: cardKeys(k), threadId: `capture-${k}` });
+  const body = JSON.parse(answer.text);
+  if (answer.status !== 200 || body.cards.length !== k || body.cards.some((c) => c.timeToLiveSeconds < 60)) {
+    throw new Error(`warm answer for ${k} keys is not a cached card: ${answer.status} ${answer.text.slice(0, 200)}`);
+  }
+  return Buffer.from(answer.text);
+}
+
+export async function runWarm(ctx, warm) {
+  const duration = ctx.quick ? 1.5 : 5;
+  const rounds = ctx.quick ? 1 : 3;
+  const jitSeconds = ctx.quick ? 1 : 2;
+  const before = sumBy(await scrapeMetrics(warm.serve.url, ['cardproxy_card_lookups_total']), 'cardproxy_card_lookups_total', 'result');
+  const rows = [];
+  const results = {};
+  let run = 0;
+  for (const k of KEY_COUNTS) {
+    const bytes = await captureAnswer(warm, k);
+    const baseline = await startBaseline(warm.env.dir, `baseline-${k}`, bytes);
+    try {
+      const spec = (url, connections, seconds) => ({
+        url: `${url}/cards`,
+        connections,
+        duration: seconds,
+        keys: cardKeys(k),
+        customers: { prefix: 'cw', count: warm.customers, offset: Math.floor(Math.random() * warm.customers) },
+        threads: k === 1 ? { prefix: `r${run++}-` } : undefined,
+      });
+      // JIT warm-up of both servers, not measured.
+      await runLoad(spec(baseline.url, 50, jitSeconds));
+      await runLoad(spec(warm.serve.url, 50, jitSeconds));
+      for (const c of CONNECTIONS) {
+        const proxyRuns = [];
+        const baseRuns = [];
+        for (let r = 0; r < rounds; r++) {
+          const order = r % 2 === 0 ? ['base', 'proxy'] : ['proxy', 'base'];
+          for (const which of order) {
+            const res = await runLoad(spec(which === 'base' ? baseline.url : warm.serve.url, c, duration));
+            if (res.non2xx > 0 || res.errors > 0) {
+              throw new Error(`${which} run (${k} keys, ${c} conns) had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
+            }
+            (which === 'base' ? baseRuns : proxyRuns).push(res);
+          }
+        }
+        const m = (list, f) => median(list.map(f));
+        const row = {
+          keys: k,
+          connections: c,
+          bytes: bytes.length,
+          proxy: { rps: m(proxyRuns, (x) => x.rps), p50: m(proxyRuns, (x) => x.latency.p50), p99: m(proxyRuns, (x) => x.latency.p99) },
+          base: { rps: m(baseRuns, (x) => x.rps), p50: m(baseRuns, (x) => x.latency.p50), p99: m(baseRuns, (x) => x.latency.p99) },
+          pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
+        };
+        row.ratio = row.proxy.rps / row.base.rps;
+        results[`${k}x${c}`] = row;
+        rows.push([
+          String(k),
+          fmt.bytes(bytes.length),
+          String(c),
+          fmt.int(row.proxy.rps),
+          fmt.ms(row.proxy.p50),
+          fmt.ms(row.proxy.p99),
+          fmt.int(row.base.rps),
+          fmt.ms(row.base.p50),
+          fmt.ms(row.base.p99),
+          fmt.pct(row.ratio),
+        ]);
+        if (k === 5 && c === 50) {
+          // Open loop: the same 50 connections at half the throughput just measured, so latency
+          // is the server's, not the queue in front of a saturated server (closed-loop latency
+          // is connections ÷ throughput by Little's law).
+          const rate = Math.max(50, Math.round(row.proxy.rps / 2));
+          const paced = [];
+          for (let r = 0; r < rounds; r++) paced.push(await runLoad({ ...spec(warm.serve.url, c, duration), overallRate: rate }));
+          row.paced = { rate, rps: median(paced.map((x) => x.rps)), p50: median(paced.map((x) => x.latency.p50)), p99: median(paced.map((x) => x.latency.p99)) };
+        }
+        ctx.log(`  ${k} keys × ${c} conns: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms, baseline ${fmt.int(row.base.rps)} req/s → ${fmt.pct(row.ratio)}`);
+      }
+    } finally {
+      await baseline.stop();
+    }
+  }
+  const after = sumBy(await scrapeMetrics(warm.serve.url, ['cardproxy_card_lookups_total']), 'cardproxy_card_lookups_total', 'result');
+  const lookups = Object.fromEntries(Object.keys(after).map((r) => [r, after[r] - (before[r] ?? 0)]));
+  const total = Object.values(lookups).reduce((a, b) => a + b, 0);
+  const fresh = lookups.fresh ?? 0;
+
+  const headline = results['5x50'];
+  const text = [
+    table(
+      ['keys', 'answer', 'conns', 'cardproxy req/s', 'p50 ms', 'p99 ms', 'baseline req/s', 'p50 ms', 'p99 ms', 'ratio'],
+      rows,
+    ),
+    '',
+    `Open loop, 5 keys × 50 connections paced at ${fmt.int(headline.paced.rate)} req/s (half the closed-loop throughput): ` +
+      `${fmt.int(headline.paced.rps)} req/s, p50 ${fmt.ms(headline.paced.p50)} ms, p99 ${fmt.ms(headline.paced.p99)} ms.`,
+    '',
+    `${rounds} round(s) of ${duration} s per side, alternating, medians. ${warm.customers} warm customers × 25 cards; ` +
+      `server-side lookups during the runs: ${fmt.int(total)}, of which fresh ${fmt.int(fresh)} (${fmt.pct(fresh / total)}); others: ${JSON.stringify(Object.fromEntries(Object.entries(lookups).filter(([r]) => r !== 'fresh')))}.`,
+  ].join('\n');
+  return {
+    title: '1. Warm hits',
+    text,
+    data: { results, lookups, duration, rounds },
+    targets: [
+      target('warm throughput ≥ 50% of baseline (5 keys, 50 conns)', headline.ratio >= 0.5, fmt.pct(headline.ratio), '≥ 50%'),
+      target('warm p99 ≤ 10 ms (5 keys, 50 conns, closed loop at saturation)', headline.proxy.p99 <= 10, `${fmt.ms(headline.proxy.p99)} ms`, '≤ 10 ms'),
+      target(`warm p99 ≤ 10 ms (5 keys, 50 conns, paced at ${fmt.int(headline.paced.rate)} req/s)`, headline.paced.p99 <= 10, `${fmt.ms(headline.paced.p99)} ms`, '≤ 10 ms'),
+      target('every warm lookup is a cache hit', fresh === total && total > 0, `${fmt.int(fresh)} / ${fmt.int(total)}`, 'all fresh'),
+    ],
+  };
+}
