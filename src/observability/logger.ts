@@ -40,5 +40,6 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
     hooks: { streamWrite: redactUrlCredentials },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  // Asynchronous writes keep logging off the request's critical path; pino flushes on exit.
+  return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: false }));
 }

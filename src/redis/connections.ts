@@ -36,6 +36,16 @@ export function createCommandConnection(url: string, log: Logger, commandTimeout
   return attachLogging(new Redis(url, options), log, 'command');
 }
 
+/**
+ * The connection refresh jobs record their outcomes on. Unlike the request path it may wait: a
+ * command that failed after the upstream answered would make BullMQ retry the job and call the
+ * upstream again, so a slow moment (a busy event loop, a Redis fail-over) must not fail it.
+ */
+export function createJobConnection(url: string, log: Logger): Redis {
+  const options: RedisOptions = { maxRetriesPerRequest: 20, commandTimeout: 15_000, connectTimeout: 5000, retryStrategy };
+  return attachLogging(new Redis(url, options), log, 'jobs');
+}
+
 /** A connection that may block (BullMQ worker, subscriber): waits and reconnects forever. */
 export function createBlockingConnection(url: string, log: Logger, role: string): Redis {
   const options: RedisOptions = { maxRetriesPerRequest: null, connectTimeout: 5000, retryStrategy };

@@ -13,7 +13,7 @@ import { groupUpstreams } from '../config/upstream-groups.js';
 import { configWarnings } from '../config/load.js';
 import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
-import { createBlockingConnection, createCommandConnection, waitUntilReady } from '../redis/connections.js';
+import { createBlockingConnection, createCommandConnection, createJobConnection, waitUntilReady } from '../redis/connections.js';
 import { Metrics } from '../observability/metrics.js';
 import { createLogger } from '../observability/logger.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
@@ -58,34 +58,40 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   const keys = keyLayout(config.redis.keyPrefix);
   const policies = resolveCardPolicies(config);
   const groups = groupUpstreams(config);
-  // A hung Redis must not eat the budget: give up on a command well before it runs out.
-  const commandTimeoutMs = Math.min(1000, Math.max(50, Math.floor(config.budgetMs / 5)));
-  const redis = createCommandConnection(config.redis.url, log.child({ component: 'redis' }), commandTimeoutMs);
-  const store = new CardStore({
-    redis,
-    keys,
-    clock,
-    retentionSeconds: config.events.retentionSeconds,
-    retentionFor: (cardKey) => policies.get(cardKey) ?? config.defaults,
-    onAppended: (type) => metrics.eventsAppended.inc({ type }),
-  });
+  // A hung Redis must not eat the budget: give up on a command well before it runs out, but not
+  // so early that a busy event loop passes for a dead Redis.
+  const commandTimeoutMs = Math.min(1000, Math.max(100, Math.floor(config.budgetMs / 4)));
+  const redisLog = log.child({ component: 'redis' });
+  const redis = createCommandConnection(config.redis.url, redisLog, commandTimeoutMs);
+  const storeFor = (connection: Redis) =>
+    new CardStore({
+      redis: connection,
+      keys,
+      clock,
+      retentionSeconds: config.events.retentionSeconds,
+      retentionFor: (cardKey) => policies.get(cardKey) ?? config.defaults,
+      onAppended: (type) => metrics.eventsAppended.inc({ type }),
+    });
+  const store = storeFor(redis);
   const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups });
   metrics.setQueueDepthSource(() => scheduler.depth());
   const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
   if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');
 
   let workers: RefreshWorkers | undefined;
+  let jobRedis: Redis | undefined;
   if (works) {
     const applyConcurrency = () =>
       scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err }, 'could not set global concurrency'));
     if (redisReady) await applyConcurrency();
     else redis.once('ready', () => void applyConcurrency());
+    jobRedis = createJobConnection(config.redis.url, redisLog);
     workers = new RefreshWorkers({
       redisUrl: config.redis.url,
       keys,
       groups: groups.groups,
       tuning: config.worker,
-      deps: { store, policies, clock, metrics, log },
+      deps: { store: storeFor(jobRedis), policies, clock, metrics, log },
       log,
     });
     workers.start();
@@ -129,6 +135,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log.info({ role }, 'shutting down');
       await app.close();
       await workers?.close();
+      jobRedis?.disconnect();
       await scheduler.close();
       subscriber?.disconnect();
       await redis.quit().catch(() => redis.disconnect());

@@ -88,8 +88,13 @@ export interface ResolverDeps {
   readonly budgetMs: number;
 }
 
-/** Kept back from the budget for the final cache read and the response itself. */
-const RESERVE_MS = 25;
+/**
+ * Kept back from the budget for the final cache read and the response itself: 5 % of it, 25 to
+ * 100 ms. Under load timers fire late, so the waiting ends early enough to answer in time.
+ */
+export function reserveMs(budgetMs: number): number {
+  return Math.min(100, Math.max(25, Math.round(budgetMs * 0.05)));
+}
 
 interface Item {
   readonly key: string;
@@ -135,7 +140,7 @@ export class CardResolver {
     if (outcomes.length > 0) d.log.warn({ unknownKeys: outcomes.map((o) => o.key) }, 'requested card keys are not configured');
     if (items.length === 0) return { cards: [], outcomes, degraded: false };
 
-    const deadline = receivedAt + d.budgetMs - RESERVE_MS;
+    const deadline = receivedAt + d.budgetMs - reserveMs(d.budgetMs);
     const readAt = d.clock.now();
     let read: Awaited<ReturnType<CardStore['readForRequest']>>;
     try {
@@ -198,9 +203,11 @@ export class CardResolver {
         return { answers: await this.#resolveDirect(context, waiting, waiting, deadline), degraded: true };
       }
       const outcomes = await Promise.all(waits);
+      // The final read may use half of the reserve, no more: past that, answer without it.
+      const readBy = deadline + reserveMs(d.budgetMs) / 2;
       let states: (CardState | undefined)[] = [];
       try {
-        states = await d.store.readStates(waiting.map((i) => i.ref));
+        states = (await withinMs(d.store.readStates(waiting.map((i) => i.ref)), readBy - d.clock.now())) ?? [];
       } catch (err) {
         d.log.warn({ err }, 'cache unreachable after refresh');
       }
@@ -284,4 +291,16 @@ function directAnswer(item: Item, outcome: DirectOutcome | undefined, d: Resolve
   }
   const ttl = outcome.failure.kind === 'integration' ? policy.integrationErrorTtlSeconds : policy.placeholderTtlSeconds;
   return { source: 'error', ttlSeconds: ttl, components: policy.errorComponents };
+}
+
+/** Resolves with `promise`'s value, or with undefined once `ms` have passed (at least 1 ms). */
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.max(1, ms), undefined)));
+  promise.catch(() => {}); // a rejection after the time is up has nobody left to tell
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
