@@ -136,3 +136,15 @@ export function answerAfterRefresh(
 export function isManualReload(now: number, requestedKeyCount: number, servedUntil: number | null): boolean {
   return requestedKeyCount === 1 && servedUntil !== null && now < servedUntil;
 }
+
+/**
+ * When Plain's copy of an answer expires, for manual reload detection. A card answered fresh
+ * from the cache is told the seconds it has left, rounded up, so Plain's copy lives until the
+ * card's own expiry (up to a second longer): that instant is stable from one warm answer to the
+ * next, so the marker needs writing only once per load, not once per request.
+ * @param freshData the cached data a `fresh` lookup answered from; omit for any other answer
+ */
+export function plainCopyExpiresAt(now: number, answer: CardAnswer, freshData?: NonNullable<CardState['data']>): number {
+  if (freshData) return Math.max(freshData.fetchedAt + freshData.ttlSeconds * SECOND, now + SECOND);
+  return now + answer.ttlSeconds * SECOND;
+}

@@ -13,6 +13,7 @@ import {
   answerAfterRefresh,
   isManualReload,
   lookupCard,
+  plainCopyExpiresAt,
   type AnswerSource,
   type CardAnswer,
   type Lookup,
@@ -152,7 +153,7 @@ export class CardResolver {
       d.log.warn({ err }, 'cache unreachable: calling upstreams directly');
       const direct = await this.#resolveDirect(context, items, items, deadline);
       const answers = items.map((item) => direct.get(item.key)!);
-      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, componentsJson: [] });
+      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, componentsJson: [], read: undefined });
     }
 
     const now = d.clock.now();
@@ -176,7 +177,11 @@ export class CardResolver {
       degraded = waited.degraded;
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
     }
-    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded, componentsJson: read.componentsJson });
+    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, {
+      degraded,
+      componentsJson: read.componentsJson,
+      read,
+    });
   }
 
   /** Enqueues the refreshes and waits for the cards that need them, until the deadline. */
@@ -251,7 +256,12 @@ export class CardResolver {
     kinds: readonly LookupKind[],
     outcomes: KeyOutcome[],
     receivedAt: number,
-    opts: { degraded: boolean; componentsJson: readonly (string | undefined)[] },
+    opts: {
+      degraded: boolean;
+      componentsJson: readonly (string | undefined)[];
+      /** What the request read first: served markers already right are not written again. */
+      read: { states: readonly (CardState | undefined)[]; servedUntil: readonly (number | null)[] } | undefined;
+    },
   ): Resolution {
     const d = this.#d;
     const now = d.clock.now();
@@ -267,12 +277,14 @@ export class CardResolver {
           ? { key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components }
           : cardWithComponentsJson(item.key, answer.ttlSeconds, json),
       );
-      served.push({ key: item.servedKey, until: now + answer.ttlSeconds * 1000 });
+      const freshData = kinds[i] === 'fresh' ? (opts.read?.states[i]?.data ?? undefined) : undefined;
+      const until = plainCopyExpiresAt(now, answer, freshData);
+      if (opts.read?.servedUntil[i] !== until) served.push({ key: item.servedKey, until });
       d.metrics.recordLookup(item.key, kinds[i]!);
       d.metrics.recordServed(item.key, answer.source);
       outcomes.push({ key: item.key, result: kinds[i]!, source: answer.source, ms: now - receivedAt });
     });
-    if (!opts.degraded) {
+    if (!opts.degraded && served.length > 0) {
       d.store.markServed(served).catch((err: unknown) => d.log.warn({ err }, 'could not record served cards'));
     }
     return { cards, outcomes, degraded: opts.degraded };
