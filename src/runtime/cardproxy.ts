@@ -82,7 +82,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let jobRedis: Redis | undefined;
   if (works) {
     const applyConcurrency = () =>
-      scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err }, 'could not set global concurrency'));
+      scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err, component: 'refresh-scheduler' }, 'could not set global concurrency'));
     if (redisReady) await applyConcurrency();
     else redis.once('ready', () => void applyConcurrency());
     jobRedis = createJobConnection(config.redis.url, redisLog);
@@ -92,7 +92,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       groups: groups.groups,
       tuning: config.worker,
       deps: { store: storeFor(jobRedis), policies, clock, metrics, log },
-      log,
+      log: log.child({ component: 'refresh-worker' }),
     });
     workers.start();
   }
@@ -101,10 +101,10 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
   if (serves) {
     subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
-    const notifier = new RefreshNotifier(subscriber, keys.refreshChannel, log);
+    const notifier = new RefreshNotifier(subscriber, keys.refreshChannel, log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ metrics, log });
-    const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log, budgetMs: config.budgetMs });
+    const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
     cards = { resolver, signingSecrets: config.plain.signingSecrets };
   }
 
