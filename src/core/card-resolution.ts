@@ -4,7 +4,8 @@
  * it serves once the refresh it waited for landed, failed or ran out of budget.
  */
 import type { CardComponent } from './components.js';
-import type { CardState } from './card-state.js';
+import type { ComponentsJson } from './components-json.js';
+import type { ServedCardState } from './card-state.js';
 
 /** The card settings the policy reads (a CardPolicy from the config satisfies it). */
 export interface ResolutionPolicy {
@@ -23,7 +24,8 @@ export type AnswerSource = 'cache' | 'stale' | 'refreshed' | 'placeholder' | 'er
 export interface CardAnswer {
   readonly source: AnswerSource;
   readonly ttlSeconds: number;
-  readonly components: readonly CardComponent[] | null;
+  /** Components answered from the cache may still be the JSON text they were stored as. */
+  readonly components: readonly CardComponent[] | null | ComponentsJson;
 }
 
 /** What a request does for one key; `kind` is the `result` label of cardproxy_card_lookups_total. */
@@ -42,31 +44,31 @@ export type RefreshOutcome = 'refreshed' | 'failed' | 'pending';
 const SECOND = 1000;
 
 /** Seconds of freshness left, rounded up, at least 1 (Plain needs a positive TTL to cache). */
-export function freshSecondsLeft(now: number, data: NonNullable<CardState['data']>): number {
+export function freshSecondsLeft(now: number, data: NonNullable<ServedCardState['data']>): number {
   const left = Math.ceil((data.fetchedAt + data.ttlSeconds * SECOND - now) / SECOND);
   return Math.max(1, left);
 }
 
-function isFresh(now: number, state: CardState): boolean {
+function isFresh(now: number, state: ServedCardState): boolean {
   const data = state.data;
   return data !== null && state.invalidatedAt === null && now < data.fetchedAt + data.ttlSeconds * SECOND;
 }
 
-function isWithinStaleWindow(now: number, state: CardState, policy: ResolutionPolicy): boolean {
+function isWithinStaleWindow(now: number, state: ServedCardState, policy: ResolutionPolicy): boolean {
   const data = state.data;
   return data !== null && now < data.fetchedAt + (data.ttlSeconds + policy.staleSeconds) * SECOND;
 }
 
-function negativeUntil(state: CardState, policy: ResolutionPolicy): number {
+function negativeUntil(state: ServedCardState, policy: ResolutionPolicy): number {
   const failure = state.failure;
   return failure?.kind === 'integration' ? failure.at + policy.integrationErrorTtlSeconds * SECOND : -Infinity;
 }
 
-function cacheAnswer(now: number, data: NonNullable<CardState['data']>, source: 'cache' | 'refreshed'): CardAnswer {
+function cacheAnswer(now: number, data: NonNullable<ServedCardState['data']>, source: 'cache' | 'refreshed'): CardAnswer {
   return { source, ttlSeconds: freshSecondsLeft(now, data), components: data.components };
 }
 
-function staleAnswer(data: NonNullable<CardState['data']>, policy: ResolutionPolicy): CardAnswer {
+function staleAnswer(data: NonNullable<ServedCardState['data']>, policy: ResolutionPolicy): CardAnswer {
   return { source: 'stale', ttlSeconds: policy.staleServeTtlSeconds, components: data.components };
 }
 
@@ -82,7 +84,7 @@ function errorAnswer(policy: ResolutionPolicy, ttlSeconds: number): CardAnswer {
  * Rules 2-6 of SPEC section 5 for one key (rule 1, unknown keys, is decided before a state is read).
  * @param isReload the request is a manual reload of this card (see `isManualReload`)
  */
-export function lookupCard(now: number, state: CardState | undefined, policy: ResolutionPolicy, isReload: boolean): Lookup {
+export function lookupCard(now: number, state: ServedCardState | undefined, policy: ResolutionPolicy, isReload: boolean): Lookup {
   if (isReload) return { kind: 'reload' };
   if (state === undefined) return { kind: 'miss' };
   if (isFresh(now, state)) return { kind: 'fresh', answer: cacheAnswer(now, state.data!, 'cache') };
@@ -103,7 +105,7 @@ export function lookupCard(now: number, state: CardState | undefined, policy: Re
  */
 export function answerAfterRefresh(
   now: number,
-  state: CardState | undefined,
+  state: ServedCardState | undefined,
   policy: ResolutionPolicy,
   outcome: RefreshOutcome,
 ): CardAnswer {
@@ -144,7 +146,7 @@ export function isManualReload(now: number, requestedKeyCount: number, servedUnt
  * next, so the marker needs writing only once per load, not once per request.
  * @param freshData the cached data a `fresh` lookup answered from; omit for any other answer
  */
-export function plainCopyExpiresAt(now: number, answer: CardAnswer, freshData?: NonNullable<CardState['data']>): number {
+export function plainCopyExpiresAt(now: number, answer: CardAnswer, freshData?: NonNullable<ServedCardState['data']>): number {
   if (freshData) return Math.max(freshData.fetchedAt + freshData.ttlSeconds * SECOND, now + SECOND);
   return now + answer.ttlSeconds * SECOND;
 }

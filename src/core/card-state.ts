@@ -3,7 +3,8 @@
  * event changes a card; the Redis store and replay both go through it.
  */
 import { z } from 'zod';
-import { CardComponentsSchema } from './components.js';
+import { CardComponentsSchema, type CardComponent } from './components.js';
+import type { ComponentsJson } from './components-json.js';
 import { ErrorKindSchema, eventTime, type CardStateEvent } from './card-events.js';
 
 export const CardStateSchema = z.object({
@@ -34,6 +35,14 @@ export const CardStateSchema = z.object({
 });
 
 export type CardState = z.infer<typeof CardStateSchema>;
+
+/**
+ * A card state as the warm path reads it for serving: its components may still be the JSON text
+ * they were stored as (see `ComponentsJson`). Every `CardState` is one.
+ */
+export type ServedCardState = Omit<CardState, 'data'> & {
+  readonly data: (Omit<NonNullable<CardState['data']>, 'components'> & { components: CardComponent[] | null | ComponentsJson }) | null;
+};
 
 export const EMPTY_CARD_STATE: CardState = Object.freeze({
   data: null,

@@ -6,7 +6,8 @@ import type { ChainableCommander, Redis, Result } from 'ioredis';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
-import { evolve, evolveKept, keepUntil, type CardState, type RetentionPolicy } from '../core/card-state.js';
+import { evolve, evolveKept, keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
+import { ComponentsJson } from '../core/components-json.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/ttl-overrides.js';
 import { APPLY_EVENTS_LUA, REPLACE_OVERRIDES_LUA } from './lua-scripts.js';
@@ -40,32 +41,25 @@ export function decodeCardState(raw: string | null): CardState | undefined {
   }
 }
 
-/**
- * Stands in for `data.components` in a state decoded by {@link decodeCardStateForServing}, whose
- * components stay JSON text. Frozen and empty, so a slip can never show anything or be changed.
- */
-export const COMPONENTS_AS_JSON: readonly never[] = Object.freeze([]);
-
 /** How every stored state starts: `JSON.stringify` of a state writes `data.components` first. */
 const STATE_PREFIX = '{"data":{"components":';
 
 /**
  * The warm path's decoder: like {@link decodeCardState}, but the card's components, which are
- * most of the bytes, are not parsed: they come back as the JSON text that was stored (what
- * `JSON.stringify` wrote when the card was loaded, and so byte for byte what serializing the
- * parsed components gives), and `data.components` is {@link COMPONENTS_AS_JSON}. The rest of the
- * state gets the same envelope check. A value not laid out as expected takes the full decoder.
+ * most of the bytes, are not parsed: `data.components` is a {@link ComponentsJson} holding the
+ * JSON text that was stored (what `JSON.stringify` wrote when the card was loaded, and so byte for
+ * byte what serializing the parsed components gives). The rest of the state gets the same
+ * envelope check. A value not laid out as expected takes the full decoder.
  */
-export function decodeCardStateForServing(raw: string | null): { state: CardState | undefined; componentsJson?: string } {
+export function decodeCardStateForServing(raw: string | null): ServedCardState | undefined {
   if (raw === null || !raw.startsWith(STATE_PREFIX) || raw.charCodeAt(STATE_PREFIX.length) !== 0x5b /* [ */) {
-    return { state: decodeCardState(raw) };
+    return decodeCardState(raw);
   }
   const end = endOfJsonArray(raw, STATE_PREFIX.length);
-  if (end === -1) return { state: decodeCardState(raw) };
+  if (end === -1) return decodeCardState(raw);
   const state = decodeCardState(`${STATE_PREFIX}[]${raw.slice(end + 1)}`);
-  if (state?.data == null) return { state: decodeCardState(raw) };
-  (state.data as { components: unknown }).components = COMPONENTS_AS_JSON;
-  return { state, componentsJson: raw.slice(STATE_PREFIX.length, end + 1) };
+  if (state?.data == null) return decodeCardState(raw);
+  return { ...state, data: { ...state.data, components: new ComponentsJson(raw.slice(STATE_PREFIX.length, end + 1)) } };
 }
 
 /**
@@ -186,25 +180,20 @@ export class CardStore {
   async readForRequest(
     refs: readonly CardRef[],
     servedKeys: readonly string[],
-  ): Promise<{ states: (CardState | undefined)[]; componentsJson: (string | undefined)[]; servedUntil: (number | null)[] }> {
+  ): Promise<{ states: (ServedCardState | undefined)[]; servedUntil: (number | null)[] }> {
     const keys = new Array<string>(refs.length + servedKeys.length);
     for (let i = 0; i < refs.length; i++) keys[i] = this.#keys.card(refs[i]!);
     for (let i = 0; i < servedKeys.length; i++) keys[refs.length + i] = servedKeys[i]!;
     const values = (await this.#batched((pipeline) => pipeline.mget(keys))) as (string | null)[];
     // States come back with their components as stored JSON text (see decodeCardStateForServing).
-    const states = new Array<CardState | undefined>(refs.length);
-    const componentsJson = new Array<string | undefined>(refs.length);
-    for (let i = 0; i < refs.length; i++) {
-      const decoded = decodeCardStateForServing(values[i] ?? null);
-      states[i] = decoded.state;
-      componentsJson[i] = decoded.componentsJson;
-    }
+    const states = new Array<ServedCardState | undefined>(refs.length);
+    for (let i = 0; i < refs.length; i++) states[i] = decodeCardStateForServing(values[i] ?? null);
     const servedUntil = new Array<number | null>(servedKeys.length);
     for (let i = 0; i < servedKeys.length; i++) {
       const v = values[refs.length + i];
       servedUntil[i] = v == null ? null : Number(v);
     }
-    return { states, componentsJson, servedUntil };
+    return { states, servedUntil };
   }
 
   /** Reads card states (refresh worker, invalidation, replay). */

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { cardRefFor, cardRefId, type CardRef } from '../core/card-ref.js';
 import type { CardComponent } from '../core/components.js';
+import type { ComponentsJson } from '../core/components-json.js';
 import type { CardsRequest } from '../core/plain-protocol.js';
 import { effectiveTtlSeconds } from '../core/effective-ttl.js';
 import {
@@ -19,10 +20,10 @@ import {
   type Lookup,
   type LookupKind,
 } from '../core/card-resolution.js';
-import type { CardState } from '../core/card-state.js';
+import type { CardState, ServedCardState } from '../core/card-state.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js';
-import { COMPONENTS_AS_JSON, type CardStore } from '../redis/card-store.js';
+import type { CardStore } from '../redis/card-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import type { RefreshContext, RefreshScheduler } from '../refresh/refresh-scheduler.js';
@@ -32,33 +33,8 @@ import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher
 export interface PlainCard {
   readonly key: string;
   readonly timeToLiveSeconds: number;
-  readonly components: readonly CardComponent[] | null;
-}
-
-/** The stored JSON text of the components of cards answered straight from the cache. */
-const componentsJsonByCard = new WeakMap<PlainCard, string>();
-
-/**
- * A card answered from the cache, whose components are still the JSON text read from Redis: the
- * `/cards` route writes that text as it is (see `componentsJsonOf`); anything else that reads
- * `components` gets them parsed, once.
- */
-function cardWithComponentsJson(key: string, timeToLiveSeconds: number, json: string): PlainCard {
-  let parsed: CardComponent[] | null | undefined;
-  const card: PlainCard = {
-    key,
-    timeToLiveSeconds,
-    get components() {
-      return (parsed ??= JSON.parse(json) as CardComponent[] | null);
-    },
-  };
-  componentsJsonByCard.set(card, json);
-  return card;
-}
-
-/** The JSON text of a card's components when they were served straight from the cache. */
-export function componentsJsonOf(card: PlainCard): string | undefined {
-  return componentsJsonByCard.get(card);
+  /** Components answered from the cache may still be the JSON text they were stored as. */
+  readonly components: readonly CardComponent[] | null | ComponentsJson;
 }
 
 /** How one requested key was answered, for the request's log line. */
@@ -153,7 +129,7 @@ export class CardResolver {
       d.log.warn({ err }, 'cache unreachable: calling upstreams directly');
       const direct = await this.#resolveDirect(context, items, items, deadline);
       const answers = items.map((item) => direct.get(item.key)!);
-      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, componentsJson: [], read: undefined });
+      return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, read: undefined });
     }
 
     const now = d.clock.now();
@@ -177,11 +153,7 @@ export class CardResolver {
       degraded = waited.degraded;
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
     }
-    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, {
-      degraded,
-      componentsJson: read.componentsJson,
-      read,
-    });
+    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded, read });
   }
 
   /** Enqueues the refreshes and waits for the cards that need them, until the deadline. */
@@ -258,9 +230,8 @@ export class CardResolver {
     receivedAt: number,
     opts: {
       degraded: boolean;
-      componentsJson: readonly (string | undefined)[];
       /** What the request read first: served markers already right are not written again. */
-      read: { states: readonly (CardState | undefined)[]; servedUntil: readonly (number | null)[] } | undefined;
+      read: { states: readonly (ServedCardState | undefined)[]; servedUntil: readonly (number | null)[] } | undefined;
     },
   ): Resolution {
     const d = this.#d;
@@ -269,14 +240,7 @@ export class CardResolver {
     const served: { key: string; until: number }[] = [];
     items.forEach((item, i) => {
       const answer = answers[i]!;
-      // Served from what was read: the components are still the stored JSON text.
-      const json = answer.components === COMPONENTS_AS_JSON ? opts.componentsJson[i] : undefined;
-      if (answer.components === COMPONENTS_AS_JSON && json === undefined) throw new Error(`card ${item.key}: components read as JSON text went missing`);
-      cards.push(
-        json === undefined
-          ? { key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components }
-          : cardWithComponentsJson(item.key, answer.ttlSeconds, json),
-      );
+      cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
       const freshData = kinds[i] === 'fresh' ? (opts.read?.states[i]?.data ?? undefined) : undefined;
       const until = plainCopyExpiresAt(now, answer, freshData);
       if (opts.read?.servedUntil[i] !== until) served.push({ key: item.servedKey, until });

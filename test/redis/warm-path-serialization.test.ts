@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CardState } from '../../src/core/card-state.js';
-import { COMPONENTS_AS_JSON, decodeCardState, decodeCardStateForServing } from '../../src/redis/card-store.js';
+import { ComponentsJson } from '../../src/core/components-json.js';
+import { decodeCardState, decodeCardStateForServing } from '../../src/redis/card-store.js';
 import { serializeCardsAnswer } from '../../src/http/routes/cards.js';
 import type { PlainCard } from '../../src/service/card-resolver.js';
 
@@ -44,29 +45,33 @@ describe('decodeCardStateForServing', () => {
   it.each(componentSets.map((c, i) => [i, c] as const))('keeps components set %i as the stored JSON text, byte for byte', (_i, components) => {
     const raw = JSON.stringify(stateWith(components));
     const full = decodeCardState(raw)!;
-    const served = decodeCardStateForServing(raw);
-    expect(served.componentsJson).toBe(JSON.stringify(full.data!.components));
-    expect(served.state!.data!.components).toBe(COMPONENTS_AS_JSON);
-    expect({ ...served.state, data: { ...served.state!.data, components: full.data!.components } }).toEqual(full);
+    const served = decodeCardStateForServing(raw)!;
+    const kept = served.data!.components;
+    expect(kept).toBeInstanceOf(ComponentsJson);
+    expect((kept as ComponentsJson).text).toBe(JSON.stringify(full.data!.components));
+    expect(JSON.stringify(served)).toBe(raw);
+    expect({ ...served, data: { ...served.data!, components: full.data!.components } }).toEqual(full);
   });
 
   it('takes the full decoder for null components, no data, other layouts and broken values', () => {
     for (const state of [stateWith(null), { ...stateWith([]), data: null }]) {
       const raw = JSON.stringify(state);
-      expect(decodeCardStateForServing(raw)).toEqual({ state: decodeCardState(raw) });
+      expect(decodeCardStateForServing(raw)).toEqual(decodeCardState(raw));
     }
     const { failure, ...rest } = stateWith([{ componentText: { text: 'x' } }]);
     const reordered = JSON.stringify({ failure, ...rest });
-    expect(decodeCardStateForServing(reordered)).toEqual({ state: decodeCardState(reordered) });
+    const fallback = decodeCardStateForServing(reordered);
+    expect(fallback).toEqual(decodeCardState(reordered));
+    expect(fallback!.data!.components).not.toBeInstanceOf(ComponentsJson);
     for (const broken of [null, '', 'not json', '{"data":{"components":[', '{"data":{"components":["x"]', '{"data":{"components":[]}']) {
-      expect(decodeCardStateForServing(broken).state).toBeUndefined();
+      expect(decodeCardStateForServing(broken)).toBeUndefined();
     }
   });
 
   it('treats a state whose envelope fails the check as absent, as the full decoder does', () => {
     const raw = JSON.stringify({ ...stateWith([{ componentText: { text: 'x' } }]), invalidatedAt: 'yesterday' });
     expect(decodeCardState(raw)).toBeUndefined();
-    expect(decodeCardStateForServing(raw).state).toBeUndefined();
+    expect(decodeCardStateForServing(raw)).toBeUndefined();
   });
 });
 
@@ -80,5 +85,18 @@ describe('serializeCardsAnswer', () => {
     ];
     expect(serializeCardsAnswer({ cards })).toBe(JSON.stringify({ cards }));
     expect(serializeCardsAnswer({ cards: [] })).toBe(JSON.stringify({ cards: [] }));
+  });
+
+  it.each(componentSets.map((c, i) => [i, c] as const))('writes components set %i kept as stored JSON text byte for byte', (_i, components) => {
+    const raw = JSON.stringify(stateWith(components));
+    const text = (decodeCardStateForServing(raw)!.data!.components as ComponentsJson).text;
+    const asText: PlainCard[] = [
+      { key: 'a', timeToLiveSeconds: 15, components: null },
+      { key: 'b', timeToLiveSeconds: 300, components: new ComponentsJson(text) },
+    ];
+    const parsed: PlainCard[] = [asText[0]!, { key: 'b', timeToLiveSeconds: 300, components: components as PlainCard['components'] }];
+    // The text is spliced in unchanged, and a generic JSON.stringify (toJSON) gives the same bytes.
+    expect(serializeCardsAnswer({ cards: asText })).toBe(JSON.stringify({ cards: parsed }));
+    expect(JSON.stringify({ cards: asText })).toBe(JSON.stringify({ cards: parsed }));
   });
 });

@@ -6,7 +6,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CardsRequestSchema } from '../../core/plain-protocol.js';
 import { describeZodIssues } from '../../core/describe-zod-issues.js';
 import { verifySignature } from '../../core/signature.js';
-import { componentsJsonOf, type CardResolver, type PlainCard } from '../../service/card-resolver.js';
+import { ComponentsJson } from '../../core/components-json.js';
+import type { CardResolver, PlainCard } from '../../service/card-resolver.js';
 import { sendError } from '../errors.js';
 
 export interface CardsRouteOptions {
@@ -77,7 +78,7 @@ export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): 
   let out = '{"cards":[';
   for (let i = 0; i < cards.length; i++) {
     const card = cards[i]!;
-    const components = componentsJsonOf(card) ?? JSON.stringify(card.components);
+    const components = card.components instanceof ComponentsJson ? card.components.text : JSON.stringify(card.components);
     out += `${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":${components}}`;
   }
   return `${out}]}`;
