@@ -12,6 +12,7 @@ import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startCardproxy, type Cardproxy, type CardproxyOptions, type Role } from '../../src/runtime/cardproxy.js';
 import type { Clock } from '../../src/core/clock.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 
 export const redisUrl = (): string => inject('redisUrl');
 
@@ -73,6 +74,14 @@ export interface TestProxy extends Cardproxy {
 
 const started: TestProxy[] = [];
 const prefixes = new Set<string>();
+const upstreams: FakeUpstream[] = [];
+
+/** Starts a fake upstream that `cleanupProxies` closes. */
+export async function startTestUpstream(...args: Parameters<typeof startFakeUpstream>): Promise<FakeUpstream> {
+  const upstream = await startFakeUpstream(...args);
+  upstreams.push(upstream);
+  return upstream;
+}
 
 /** Starts an in-process cardproxy (not listening unless asked) and registers it for cleanup. */
 export async function startTestProxy(config: Config, role: Role = 'start', opts: CardproxyOptions = {}): Promise<TestProxy> {
@@ -85,10 +94,11 @@ export async function startTestProxy(config: Config, role: Role = 'start', opts:
   return test;
 }
 
-/** Closes every proxy started by this file and deletes the keys of their prefixes. */
+/** Closes every proxy and test upstream started by this file and deletes the keys of their prefixes. */
 export async function cleanupProxies(): Promise<void> {
   const proxies = started.splice(0);
   await Promise.all(proxies.map((p) => p.close().catch(() => {})));
+  await Promise.all(upstreams.splice(0).map((u) => u.close()));
   if (prefixes.size === 0) return;
   const redis = new Redis(redisUrl());
   try {

@@ -5,27 +5,20 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cardsReply, textOf } from '../helpers/fake-upstream.js';
+import { cardsBody, cleanupProxies, startTestUpstream, eventually, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
 import { admin } from '../helpers/admin-client.js';
 
 const TOKEN = 'admin-secret-token';
 
-let upstreams: FakeUpstream[] = [];
 const redis = new Redis(redisUrl());
 
 afterAll(() => redis.disconnect());
 afterEach(async () => {
   await cleanupProxies();
-  await Promise.all(upstreams.map((u) => u.close()));
-  upstreams = [];
 });
 
-async function upstream(...args: Parameters<typeof startFakeUpstream>) {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const upstream = startTestUpstream;
 
 const byKey = (body: { cards: Array<{ key: string }> }) => Object.fromEntries(body.cards.map((c) => [c.key, c])) as Record<string, any>;
 

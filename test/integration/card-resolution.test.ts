@@ -4,20 +4,13 @@
  * deadline.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, ManualClock, postCards, startTestProxy, testConfig } from '../helpers/harness.js';
+import { cardsReply, textOf } from '../helpers/fake-upstream.js';
+import { cardsBody, cleanupProxies, startTestUpstream, eventually, ManualClock, postCards, startTestProxy, testConfig } from '../helpers/harness.js';
 
-let upstreams: FakeUpstream[] = [];
-async function upstream(...args: Parameters<typeof startFakeUpstream>) {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const upstream = startTestUpstream;
 
 afterEach(async () => {
   await cleanupProxies();
-  await Promise.all(upstreams.map((u) => u.close()));
-  upstreams = [];
 });
 
 const byKey = (body: { cards: Array<{ key: string }> }) => Object.fromEntries(body.cards.map((c) => [c.key, c])) as Record<string, any>;

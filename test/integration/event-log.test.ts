@@ -6,27 +6,19 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { evolve, type CardState } from '../../src/core/card-state.js';
 import type { CardStateEvent } from '../../src/core/card-events.js';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cleanupProxies, eventually, postCards, redisUrl, startTestProxy, testConfig } from '../helpers/harness.js';
+import { cleanupProxies, startTestUpstream, eventually, postCards, redisUrl, startTestProxy, testConfig } from '../helpers/harness.js';
 import { admin } from '../helpers/admin-client.js';
 import { readStream } from '../helpers/derived-keys.js';
 
-let upstreams: FakeUpstream[] = [];
 const redis = new Redis(redisUrl());
 
 afterAll(() => redis.disconnect());
 
 afterEach(async () => {
   await cleanupProxies();
-  await Promise.all(upstreams.map((u) => u.close()));
-  upstreams = [];
 });
 
-async function upstream(...args: Parameters<typeof startFakeUpstream>) {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const upstream = startTestUpstream;
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 

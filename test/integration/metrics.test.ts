@@ -7,21 +7,14 @@
  */
 import { register } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cardsReply, startFakeUpstream, textOf, type FakeUpstream, type Reply } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, ManualClock, postCards, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cardsReply, textOf, type Reply } from '../helpers/fake-upstream.js';
+import { cardsBody, cleanupProxies, startTestUpstream, eventually, ManualClock, postCards, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
 import { parsePromText, sampleSum, seriesValues, type Sample } from '../helpers/prom-text.js';
 
-let upstreams: FakeUpstream[] = [];
-async function upstream(...args: Parameters<typeof startFakeUpstream>): Promise<FakeUpstream> {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const upstream = startTestUpstream;
 
 afterEach(async () => {
   await cleanupProxies();
-  await Promise.all(upstreams.map((u) => u.close()));
-  upstreams = [];
 });
 
 /** One scrape of the app's `/metrics`, through the real route. */

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards as postCardsUnbounded, redisUrl, startTestProxy as startUnbounded, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cardsReply, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { cardsBody, cleanupProxies, startTestUpstream, eventually, postCards as postCardsUnbounded, redisUrl, startTestProxy as startUnbounded, testConfig, type TestProxy } from '../helpers/harness.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const BUDGET_MS = 1000;
@@ -14,7 +14,6 @@ const BUDGET_MS = 1000;
 const SLOW_MS = 2500;
 const FAST_MS = 100;
 
-let upstreams: FakeUpstream[] = [];
 let tcps: TcpProxy[] = [];
 
 afterEach(async () => {
@@ -22,19 +21,15 @@ afterEach(async () => {
   await Promise.all(tcps.map((t) => t.restore().catch(() => {})));
   await cleanupProxies();
   await Promise.all(tcps.map((t) => t.close()));
-  await Promise.all(upstreams.map((u) => u.close()));
-  upstreams = [];
   tcps = [];
 });
 
 /** A fake upstream that answers in FAST_MS, or in SLOW_MS for customers named `slow…`. */
-async function legacyApi(): Promise<FakeUpstream> {
-  const u = await startFakeUpstream((call) => ({
+function legacyApi(): Promise<FakeUpstream> {
+  return startTestUpstream((call) => ({
     body: cardsReply(call),
     delayMs: call.customerId?.startsWith('slow') ? SLOW_MS : FAST_MS,
   }));
-  upstreams.push(u);
-  return u;
 }
 
 async function redisThroughProxy(): Promise<TcpProxy> {

@@ -15,8 +15,7 @@ import { systemClock, type Clock } from '../../src/core/clock.js';
 import type { Config } from '../../src/config/schema.js';
 import { CardStore } from '../../src/redis/card-store.js';
 import { replayEventLog } from '../../src/redis/replay.js';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cleanupProxies, eventually, ManualClock, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cleanupProxies, startTestUpstream, eventually, ManualClock, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
 import { admin } from '../helpers/admin-client.js';
 import { deleteAllDerivedKeys, readStream, snapshotDerivedKeys } from '../helpers/derived-keys.js';
 
@@ -80,7 +79,6 @@ describe('evolveKept: evolve as the cache saw it when the event happened', () =>
   });
 });
 
-let upstreams: FakeUpstream[] = [];
 const redis = new Redis(redisUrl());
 let dir: string;
 
@@ -93,15 +91,9 @@ afterAll(() => {
 });
 afterEach(async () => {
   await cleanupProxies();
-  await Promise.all(upstreams.map((u) => u.close()));
-  upstreams = [];
 });
 
-async function upstream(...args: Parameters<typeof startFakeUpstream>) {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const upstream = startTestUpstream;
 
 /** Runs `node dist/cli.js replay --config <file> --json` and returns its exit code and summary. */
 function replayCli(config: Config): Promise<{ code: number | null; summary: any; stderr: string }> {
