@@ -22,6 +22,11 @@ export class AdminOperations {
     this.#d = deps;
   }
 
+  /** False while the Redis connection is down: failures then mean "unavailable", not a bug. */
+  get redisReady(): boolean {
+    return this.#d.redis.status === 'ready';
+  }
+
   /** True for a configured card key. */
   isKnownCard(cardKey: string): boolean {
     return this.#d.policies.has(cardKey);

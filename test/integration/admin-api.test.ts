@@ -332,3 +332,22 @@ describe('GET /admin/events', () => {
     }
   });
 });
+
+describe('without Redis', () => {
+  it('answers 503 with a JSON error, not 500, while Redis is unreachable', async () => {
+    // Nothing listens on port 1: the server starts in degraded mode after its start-up wait.
+    const config = testConfig('http://127.0.0.1:9/cards', { admin: { token: TOKEN }, redis: { url: 'redis://127.0.0.1:1', keyPrefix: 'test-noredis' } });
+    const proxy = await startTestProxy(config);
+    for (const [method, url, body] of [
+      ['GET', '/admin/cards', undefined],
+      ['PUT', '/admin/cards/alpha/ttl', { ttlSeconds: 60 }],
+      ['GET', '/admin/events', undefined],
+    ] as const) {
+      const res = await admin(proxy, method, url, { body });
+      expect(res.status, `${method} ${url}`).toBe(503);
+      expect(res.body).toMatchObject({ error: 'unavailable', message: expect.stringContaining('Redis') });
+    }
+    // Bad input is still bad input.
+    expect((await admin(proxy, 'PUT', '/admin/cards/alpha/ttl', { body: { ttlSeconds: 0 } })).status).toBe(400);
+  });
+});

@@ -4,13 +4,13 @@
  * carry `Authorization: Bearer <admin.token>` (else `401`) before anything else happens. Bodies
  * are JSON whatever their content type (so a plain `curl -d` works) and validated with zod.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { describeZodIssues } from '../../core/describe-zod-issues.js';
 import { bearerTokenMatches } from '../../admin/admin-token.js';
 import type { AdminOperations } from '../../admin/admin-operations.js';
 import { EventQuerySchema, InvalidateRequestSchema, TtlOverrideRequestSchema } from '../../admin/admin-requests.js';
-import { sendError } from '../errors.js';
+import { handleError, sendError } from '../errors.js';
 import { MAX_BODY_BYTES } from './cards.js';
 
 /** The configured admin token and the operations the routes expose. */
@@ -24,6 +24,14 @@ type Parsed<T> = { ok: true; value: T } | { ok: false };
 /** The `/admin` routes (register with `prefix: '/admin'`); see the module comment. */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions): Promise<void> {
   const { token, operations } = opts;
+
+  // Every operation needs Redis: while it is down, say so (503) rather than "internal error".
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if ((err.statusCode ?? 500) >= 500 && !operations.redisReady) {
+      return sendError(reply, 503, 'unavailable', 'Redis is unreachable; admin operations need it. Retry when /readyz answers 200.');
+    }
+    return handleError(err, request, reply);
+  });
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
