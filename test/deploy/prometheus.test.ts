@@ -12,7 +12,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ import { expandGrafanaVariables, parseYamlSubset, queryParts, type Yaml } from '
 import { cardsBody, deleteByPrefix, redisUrl } from '../helpers/harness.js';
 import { cardsReply, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { parsePromText, sampleSum } from '../helpers/prom-text.js';
+import { freePort } from '../helpers/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const installed = spawnSync('prometheus', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -110,16 +110,6 @@ async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Prometheus' HTTP API

@@ -3,21 +3,16 @@
  * in a process of their own, talking to the same Redis as an in-process server, with the config
  * from `--config` or CARDPROXY_CONFIG, JSON or table output, and exit codes 0/1/2.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, testConfig } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, testConfig } from '../helpers/harness.js';
 import { admin } from '../helpers/admin-client.js';
+import { runCli, type CliResult } from '../helpers/run-cli.js';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let dir: string;
 let upstreams: FakeUpstream[] = [];
@@ -38,23 +33,7 @@ function configFile(config: Config): string {
   return file;
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const baseEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl() };
-    delete baseEnv.CARDPROXY_CONFIG;
-    const child = spawn(process.execPath, ['dist/cli.js', ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 /**
  * Runs several commands, two at a time: faster than one by one, without starving timing-sensitive

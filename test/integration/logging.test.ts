@@ -8,7 +8,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, redactUrlCredentials } from '../../src/observability/logger.js';
 import { cardsReply, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, deleteByPrefix, eventually, LogSink, postCards, redisUrl, startTestProxy, testConfig } from '../helpers/harness.js';
+import { freePort } from '../helpers/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const sign = (secret: string, raw: string): string => createHmac('sha256', secret).update(raw).digest('hex');
@@ -254,13 +254,3 @@ describe('LOG_LEVEL', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}

@@ -3,7 +3,6 @@
  * cards byte for byte, the customer index and the TTL overrides, idempotently and in batches, so
  * that requests are answered from the cache again without upstream calls. Also while servers write.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { replayEventLog } from '../../src/redis/replay.js';
 import { cleanupProxies, startTestUpstream, eventually, ManualClock, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
 import { admin } from '../helpers/admin-client.js';
 import { deleteAllDerivedKeys, readStream, snapshotDerivedKeys } from '../helpers/derived-keys.js';
+import { runCli } from '../helpers/run-cli.js';
 
 const S = 1000;
 const T0 = Date.parse('2024-05-01T12:00:00.000Z');
@@ -96,31 +96,17 @@ afterEach(async () => {
 const upstream = startTestUpstream;
 
 /** Runs `node dist/cli.js replay --config <file> --json` and returns its exit code and summary. */
-function replayCli(config: Config): Promise<{ code: number | null; summary: any; stderr: string }> {
+async function replayCli(config: Config): Promise<{ code: number | null; summary: any; stderr: string }> {
   const file = join(dir, `${config.redis.keyPrefix}.json`);
   writeFileSync(file, JSON.stringify(config));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['dist/cli.js', 'replay', '--config', file, '--json'], {
-      env: { ...process.env, REDIS_URL: redisUrl(), LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      let summary: unknown;
-      try {
-        summary = JSON.parse(stdout);
-      } catch {
-        summary = stdout;
-      }
-      resolve({ code, summary, stderr });
-    });
-  });
+  const { code, stdout, stderr } = await runCli(['replay', '--config', file, '--json'], { LOG_LEVEL: 'warn' });
+  let summary: unknown;
+  try {
+    summary = JSON.parse(stdout);
+  } catch {
+    summary = stdout;
+  }
+  return { code, summary, stderr };
 }
 
 const byKey = (body: { cards: Array<{ key: string }> }) => Object.fromEntries(body.cards.map((c) => [c.key, c])) as Record<string, any>;
