@@ -108,7 +108,7 @@ async function queueRefreshes(
         tenant: null,
       },
       targets,
-      { force: true, now: deps.clock.now() },
+      { force: true, now: deps.clock.now(), trigger: 'invalidate', urgency: 'warming' },
     );
     count += targets.length;
   }

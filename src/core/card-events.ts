@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CardComponentsSchema } from './components.js';
+import { REFRESH_TRIGGERS } from './refresh-trigger.js';
 
 const CardIdentity = {
   workspaceId: z.string(),
@@ -12,6 +13,9 @@ const CardIdentity = {
   threadId: z.string().nullable(),
   cardKey: z.string(),
 };
+
+/** Why the refresh ran (absent in events recorded before it was recorded). */
+const Trigger = { trigger: z.enum(REFRESH_TRIGGERS).optional() };
 
 /** The customer's other identifiers, carried so that replay can rebuild the look-up index. */
 const CustomerIdentifiers = {
@@ -27,6 +31,7 @@ export const CardRefreshedData = z.object({
   fetchedAt: z.iso.datetime(),
   upstream: z.string(),
   durationMs: z.number().min(0),
+  ...Trigger,
 });
 
 export const ErrorKindSchema = z.enum(['retriable', 'integration']);
@@ -40,6 +45,7 @@ export const CardRefreshFailedData = z.object({
   detail: z.string(),
   status: z.number().int().nullable(),
   failedAt: z.iso.datetime(),
+  ...Trigger,
 });
 
 export const CardInvalidatedData = z.object({

@@ -26,6 +26,9 @@ export class Metrics {
   readonly refreshJobs: Gauge<'upstream' | 'state'>;
   readonly eventsAppended: Counter<'type'>;
   readonly unknownCardKeys: Counter;
+  readonly refreshesEnqueued: Counter<'upstream' | 'trigger'>;
+  readonly warmingDropped: Counter<'upstream'>;
+  readonly webhooks: Counter<'type' | 'outcome'>;
 
   #queueDepth: QueueDepthSource | undefined;
 
@@ -97,6 +100,24 @@ export class Metrics {
     this.unknownCardKeys = new Counter({
       name: 'cardproxy_unknown_card_keys_total',
       help: 'Requested card keys that are not configured (answered with no card).',
+      registers,
+    });
+    this.refreshesEnqueued = new Counter({
+      name: 'cardproxy_refreshes_enqueued_total',
+      help: 'Card refreshes put on a queue, by upstream and trigger (request, reload, warm, ahead, invalidate).',
+      labelNames: ['upstream', 'trigger'],
+      registers,
+    });
+    this.warmingDropped = new Counter({
+      name: 'cardproxy_warming_dropped_total',
+      help: 'Card refreshes of warming not queued because the upstream already had warming.maxQueued warming jobs queued.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.webhooks = new Counter({
+      name: 'cardproxy_webhooks_total',
+      help: 'Plain webhook deliveries by event type (other when not acted on) and outcome: accepted, duplicate, ignored, rejected.',
+      labelNames: ['type', 'outcome'],
       registers,
     });
   }

@@ -5,6 +5,7 @@
 import type { CardRef } from '../core/card-ref.js';
 import type { CardStateEvent } from '../core/card-events.js';
 import { effectiveTtlSeconds } from '../core/effective-ttl.js';
+import type { RefreshTrigger } from '../core/refresh-trigger.js';
 import type { UpstreamFailure } from '../core/upstream-failure.js';
 import type { UpstreamResult } from '../upstream/upstream-client.js';
 
@@ -12,6 +13,8 @@ export interface LoadContext {
   readonly now: number;
   readonly customerEmail: string | null;
   readonly customerExternalId: string | null;
+  /** Why the refresh ran. */
+  readonly trigger: RefreshTrigger;
   /** Per card key: its configured upstream name and TTL, and the operator's override if any. */
   readonly cardInfo: (cardKey: string) => { upstream: string; ttlSeconds: number; overrideTtlSeconds: number | null };
 }
@@ -35,6 +38,7 @@ export function eventsForResult(refs: readonly CardRef[], result: UpstreamResult
         fetchedAt: new Date(ctx.now).toISOString(),
         upstream: info.upstream,
         durationMs: result.durationMs,
+        trigger: ctx.trigger,
       },
     };
   });
@@ -51,6 +55,7 @@ export function failedEvent(ref: CardRef, failure: UpstreamFailure, ctx: LoadCon
       detail: failure.detail,
       status: failure.status,
       failedAt: new Date(ctx.now).toISOString(),
+      trigger: ctx.trigger,
     },
   };
 }

@@ -3,6 +3,7 @@
  * worker takes the job, since it crossed a process boundary through Redis.
  */
 import { z } from 'zod';
+import { REFRESH_TRIGGERS } from '../core/refresh-trigger.js';
 
 const Identified = z.object({ id: z.string(), externalId: z.string().nullish() });
 
@@ -17,6 +18,8 @@ export const RefreshJobDataSchema = z.object({
   force: z.boolean(),
   /** When the refresh was asked for (ms); cards loaded since then need no second call. */
   requestedAt: z.number(),
+  /** Why the refresh runs; carried into its events. Jobs queued by an older version have none. */
+  trigger: z.enum(REFRESH_TRIGGERS).default('request'),
 });
 
 export type RefreshJobData = z.infer<typeof RefreshJobDataSchema>;

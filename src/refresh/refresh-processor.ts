@@ -43,7 +43,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     const alreadyDone = refs.filter((ref) => !toLoad.includes(ref));
     if (toLoad.length === 0) {
       await store.applyCardEvents([], { release, notice: notice(alreadyDone, 'refreshed') });
-      log.info({ jobId: job.id, keys: refs.map((r) => r.cardKey), customerId: data.customer.id, durationMs: 0, outcome: 'skipped' }, 'refresh job');
+      log.info({ jobId: job.id, trigger: data.trigger, keys: refs.map((r) => r.cardKey), customerId: data.customer.id, durationMs: 0, outcome: 'skipped' }, 'refresh job');
       return;
     }
 
@@ -56,7 +56,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     metrics.upstreamDuration.observe({ upstream: group.name, outcome }, result.durationMs / 1000);
     const attempt = job.attemptsMade + 1;
     const lastAttempt = attempt >= (job.opts.attempts ?? 1);
-    const jobLog = { jobId: job.id, attempt, keys, customerId: data.customer.id, durationMs: result.durationMs, outcome };
+    const jobLog = { jobId: job.id, trigger: data.trigger, attempt, keys, customerId: data.customer.id, durationMs: result.durationMs, outcome };
 
     if (!result.ok && result.failure.kind === 'retriable' && !lastAttempt) {
       log.warn({ ...jobLog, detail: result.failure.detail }, 'refresh job will be retried');
@@ -68,6 +68,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
       now: clock.now(),
       customerEmail: data.customer.email ?? null,
       customerExternalId: data.customer.externalId ?? null,
+      trigger: data.trigger,
       cardInfo: (cardKey) => {
         const policy = policies.get(cardKey)!;
         return { upstream: policy.upstream, ttlSeconds: policy.ttlSeconds, overrideTtlSeconds: overrides.get(cardKey) ?? null };

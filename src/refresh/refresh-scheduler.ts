@@ -4,14 +4,15 @@
  * upstream group for the life of the process; keys bound for the same API go in one job.
  */
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import type { Redis, Result } from 'ioredis';
 import type { CardRef } from '../core/card-ref.js';
+import { jobPriority, type RefreshTrigger, type RefreshUrgency } from '../core/refresh-trigger.js';
 import type { KeyLayout } from '../redis/keys.js';
 import { CLAIM_REFRESH_LUA } from '../redis/lua-scripts.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
 import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
-import type { QueueState } from '../observability/metrics.js';
+import type { Metrics, QueueState } from '../observability/metrics.js';
 
 /** What a refresh needs to know about the request that asked for it. */
 export interface RefreshContext {
@@ -26,6 +27,19 @@ export interface RefreshTarget {
   readonly ref: CardRef;
   readonly group: UpstreamGroup;
 }
+
+/** How a refresh is asked for: why (its events' `trigger`) and how urgent (its job priority). */
+export interface ScheduleOptions {
+  /** A manual reload: load even what was refreshed since the job was queued. */
+  readonly force: boolean;
+  /** When it was asked for (ms); cards loaded since then need no call. */
+  readonly now: number;
+  readonly trigger: RefreshTrigger;
+  readonly urgency: RefreshUrgency;
+}
+
+/** How long a queue's count of queued warming jobs is trusted before it is read again. */
+const WARMING_COUNT_MAX_AGE_MS = 500;
 
 /** A queued job may wait this long behind others before its markers lapse and a new one may start. */
 const QUEUE_WAIT_ALLOWANCE_MS = 10 * 60_000;
@@ -51,12 +65,25 @@ export class RefreshScheduler {
   readonly #keys: KeyLayout;
   readonly #queues = new Map<string, Queue>();
   readonly #groups: readonly UpstreamGroup[];
+  readonly #metrics: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'> | undefined;
+  readonly #maxQueuedWarming: number;
+  /** Per group: queued warming jobs as last read, plus those this process added since. */
+  readonly #warmingQueued = new Map<string, { count: number; readAt: number }>();
   #closed = false;
 
-  constructor(opts: { redis: Redis; keys: KeyLayout; groups: readonly UpstreamGroup[] }) {
+  constructor(opts: {
+    redis: Redis;
+    keys: KeyLayout;
+    groups: readonly UpstreamGroup[];
+    metrics?: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'>;
+    /** `warming.maxQueued`: queued warming jobs per upstream past which warming is dropped. */
+    maxQueuedWarming?: number;
+  }) {
     this.#redis = opts.redis;
     this.#keys = opts.keys;
     this.#groups = opts.groups;
+    this.#metrics = opts.metrics;
+    this.#maxQueuedWarming = opts.maxQueuedWarming ?? Infinity;
     if (typeof (this.#redis as { cardproxyClaimRefresh?: unknown }).cardproxyClaimRefresh !== 'function') {
       this.#redis.defineCommand('cardproxyClaimRefresh', { lua: CLAIM_REFRESH_LUA });
     }
@@ -92,11 +119,13 @@ export class RefreshScheduler {
   }
 
   /**
-   * Enqueues a refresh for every target that no job is refreshing yet; the others are joined.
+   * Enqueues a refresh for every target that no job is refreshing yet; the others are joined, and
+   * a queued job of lower priority than `opts.urgency` is raised to it (SPEC 10.4). Warming past
+   * `warming.maxQueued` queued jobs of the upstream is dropped (and counted).
    * Throws when Redis cannot be reached (the caller falls back to direct upstream calls).
-   * @returns the refs this call put on a queue (the rest joined running jobs)
+   * @returns the refs this call put on a queue (the rest joined running jobs or were dropped)
    */
-  async schedule(context: RefreshContext, targets: readonly RefreshTarget[], opts: { force: boolean; now: number }): Promise<CardRef[]> {
+  async schedule(context: RefreshContext, targets: readonly RefreshTarget[], opts: ScheduleOptions): Promise<CardRef[]> {
     const byGroup = new Map<UpstreamGroup, CardRef[]>();
     for (const { ref, group } of targets) {
       const refs = byGroup.get(group);
@@ -109,11 +138,19 @@ export class RefreshScheduler {
     return scheduled.flat();
   }
 
-  async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], opts: { force: boolean; now: number }) {
+  async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], opts: ScheduleOptions) {
+    const queue = this.#queues.get(group.name)!;
+    if (opts.urgency === 'warming' && (await this.#warmingIsFull(group, queue))) {
+      this.#metrics?.warmingDropped.inc({ upstream: group.name }, refs.length);
+      return [];
+    }
     const jobId = randomUUID();
+    const priority = jobPriority(opts.urgency);
     const markers = refs.map((ref) => this.#keys.inflight(ref));
     const owners = await this.#redis.cardproxyClaimRefresh(markers.length, ...markers, jobId, String(claimTtlMs(group)));
     const claimed = refs.filter((_, i) => owners[i] === '');
+    const joined = owners.filter((owner) => owner !== '');
+    if (joined.length > 0 && opts.urgency !== 'warming') await this.#raise(queue, joined, priority);
     if (claimed.length === 0) return [];
     const data: RefreshJobData = {
       workspaceId: context.workspaceId,
@@ -123,15 +160,51 @@ export class RefreshScheduler {
       cards: claimed.map((ref) => ({ cardKey: ref.cardKey, threadId: ref.threadId })),
       force: opts.force,
       requestedAt: opts.now,
+      trigger: opts.trigger,
     };
     try {
-      await this.#queues.get(group.name)!.add(REFRESH_JOB_NAME, data, { jobId });
+      await queue.add(REFRESH_JOB_NAME, data, { jobId, priority });
     } catch (err) {
       // Give the claims back so the next request can try again instead of waiting them out.
       await this.#release(claimed, jobId).catch(() => {});
       throw err;
     }
+    this.#metrics?.refreshesEnqueued.inc({ upstream: group.name, trigger: opts.trigger }, claimed.length);
+    if (opts.urgency === 'warming') {
+      const queued = this.#warmingQueued.get(group.name);
+      if (queued) queued.count++;
+    }
     return claimed;
+  }
+
+  /**
+   * Raises queued jobs that a more urgent request joins to its priority, so that it does not wait
+   * behind a flood of less urgent work. The in-flight marker names the job; a job that is already
+   * running (or gone) keeps its priority, which no longer matters.
+   */
+  async #raise(queue: Queue, jobIds: readonly string[], priority: number): Promise<void> {
+    await Promise.all(
+      [...new Set(jobIds)].map(async (jobId) => {
+        const current = Number(await this.#redis.hget(queue.toKey(jobId), 'priority'));
+        if (!(current > priority)) return;
+        const job = await Job.fromId(queue, jobId);
+        await job?.changePriority({ priority });
+      }),
+    );
+  }
+
+  /** True when the group's queue holds `warming.maxQueued` warming jobs (counted every 500 ms). */
+  async #warmingIsFull(group: UpstreamGroup, queue: Queue): Promise<boolean> {
+    if (this.#maxQueuedWarming === Infinity) return false;
+    const now = Date.now();
+    let queued = this.#warmingQueued.get(group.name);
+    if (!queued || now - queued.readAt > WARMING_COUNT_MAX_AGE_MS) {
+      const warming = jobPriority('warming');
+      const counts = await queue.getCountsPerPriority([warming]);
+      queued = { count: counts[warming] ?? 0, readAt: now };
+      this.#warmingQueued.set(group.name, queued);
+    }
+    return queued.count >= this.#maxQueuedWarming;
   }
 
   async #release(refs: CardRef[], owner: string) {
@@ -154,8 +227,10 @@ export class RefreshScheduler {
     const states: QueueState[] = ['waiting', 'active', 'delayed', 'failed'];
     const rows = await Promise.all(
       [...this.#queues].map(async ([name, queue]) => {
-        const counts = await queue.getJobCounts(...states);
-        return states.map((state) => ({ upstream: name, state, count: counts[state] ?? 0 }));
+        // Every refresh job has a priority, so BullMQ keeps the waiting ones as 'prioritized'.
+        const counts = await queue.getJobCounts(...states, 'prioritized');
+        const count = (state: QueueState) => (counts[state] ?? 0) + (state === 'waiting' ? (counts.prioritized ?? 0) : 0);
+        return states.map((state) => ({ upstream: name, state, count: count(state) }));
       }),
     );
     return rows.flat();

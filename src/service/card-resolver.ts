@@ -26,7 +26,7 @@ import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js
 import type { CardStore } from '../redis/card-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
-import type { RefreshContext, RefreshScheduler } from '../refresh/refresh-scheduler.js';
+import type { RefreshContext, RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
 import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher.js';
 
 /** One card of the response to Plain. */
@@ -144,7 +144,7 @@ export class CardResolver {
     if (toRefresh.length > 0 && waiting.length === 0) {
       // Only stale cards: answer now, refresh in the background.
       d.scheduler
-        .schedule(context, toRefresh.map(({ ref, group }) => ({ ref, group })), { force, now: readAt })
+        .schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
         .catch((err: unknown) => d.log.warn({ err }, 'could not enqueue background refresh'));
     }
     let degraded = false;
@@ -172,7 +172,7 @@ export class CardResolver {
       // Register before enqueueing, so an outcome announced at once is not missed.
       const waits = waiting.map((item) => d.notifier.wait(cardRefId(item.ref), budget.signal));
       try {
-        await d.scheduler.schedule(context, toRefresh.map(({ ref, group }) => ({ ref, group })), { force, now: readAt });
+        await d.scheduler.schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
       } catch (err) {
         d.log.warn({ err }, 'could not enqueue refresh: calling upstreams directly');
         budget.abort();
@@ -253,6 +253,10 @@ export class CardResolver {
     }
     return { cards, outcomes, degraded: opts.degraded };
   }
+}
+
+function targetsOf(items: readonly Item[]): RefreshTarget[] {
+  return items.map(({ ref, group }) => ({ ref, group }));
 }
 
 function directAnswer(item: Item, outcome: DirectOutcome | undefined, d: ResolverDeps): CardAnswer {

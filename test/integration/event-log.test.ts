@@ -87,6 +87,7 @@ describe('event types and their fields', () => {
       components: [{ componentText: { text: 'alpha for c_1' } }],
       ttlSeconds: 300,
       upstream: 'legacy',
+      trigger: 'request',
     });
     expect(alpha.data.fetchedAt).toMatch(ISO);
     expect(alpha.data.durationMs).toBeGreaterThanOrEqual(0);
@@ -100,6 +101,7 @@ describe('event types and their fields', () => {
       upstream: 'broken',
       errorKind: 'integration',
       status: 404,
+      trigger: 'request',
     });
     expect(typeof one('card.refresh_failed', 'gamma').data.detail).toBe('string');
     expect(one('card.refresh_failed', 'delta').data).toMatchObject({ upstream: 'flaky', errorKind: 'retriable', status: 503 });
@@ -128,6 +130,9 @@ describe('event types and their fields', () => {
     });
     const text = await proxy.metrics.registry.metrics();
     expect(text).toContain('cardproxy_events_appended_total{type="card.invalidated"} 2');
+    // One job per upstream group: alpha and beta together, gamma, delta.
+    expect(text).toContain('cardproxy_refreshes_enqueued_total{upstream="legacy",trigger="request"} 2');
+    expect(text).toContain('cardproxy_refreshes_enqueued_total{upstream="broken",trigger="request"} 1');
   });
 });
 

@@ -26,6 +26,7 @@ const CTX: LoadContext = {
   now: NOW,
   customerEmail: 'alex@grocery.co',
   customerExternalId: 'cus_9',
+  trigger: 'request',
   cardInfo: (cardKey) => {
     const info = CARD_INFO[cardKey];
     if (!info) throw new Error(`no card info for ${cardKey}`);
@@ -55,7 +56,7 @@ const identity = (r: CardRef) => ({
 function failedEvent(r: CardRef, upstream: string, failure: UpstreamFailure): CardStateEvent {
   return {
     type: 'card.refresh_failed',
-    data: { ...identity(r), upstream, errorKind: failure.kind, detail: failure.detail, status: failure.status, failedAt: NOW_ISO },
+    data: { ...identity(r), upstream, errorKind: failure.kind, detail: failure.detail, status: failure.status, failedAt: NOW_ISO, trigger: 'request' },
   };
 }
 
@@ -124,6 +125,7 @@ describe('eventsForResult: an ok envelope', () => {
       detail: parsed && !parsed.ok ? parsed.detail : 'unreachable',
       status: 200,
       failedAt: NOW_ISO,
+      trigger: 'request',
     });
   });
 
@@ -146,6 +148,7 @@ describe('eventsForResult: an ok envelope', () => {
         fetchedAt: NOW_ISO,
         upstream: 'billing',
         durationMs: 2500,
+        trigger: 'request',
       },
     });
     expect(events[2]).toStrictEqual({
@@ -157,6 +160,7 @@ describe('eventsForResult: an ok envelope', () => {
         fetchedAt: NOW_ISO,
         upstream: 'billing',
         durationMs: 2500,
+        trigger: 'request',
       },
     });
   });
