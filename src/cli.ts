@@ -157,7 +157,20 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   if (!config) return 2;
   const log = createLogger();
   const { startCardproxy } = await import('./runtime/cardproxy.js');
-  const proxy = await startCardproxy(config, role, { log });
+  const { TlsFileError } = await import('./http/tls.js');
+  let proxy: Awaited<ReturnType<typeof startCardproxy>>;
+  try {
+    proxy = await startCardproxy(config, role, { log });
+  } catch (err) {
+    if (!(err instanceof TlsFileError)) throw err;
+    process.stderr.write(`${file}: ${err.message}\n`);
+    return 2;
+  }
+  // SIGHUP reloads, as nginx does; without a handler Node would exit on it.
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP' }, 'signal received: reloading');
+    void proxy.reload();
+  });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -35,10 +35,45 @@ const int = (min: number, max?: number) => {
 
 const nonEmptyString = z.string().min(1, 'must not be empty');
 
-const ListenSchema = z.strictObject({
-  host: nonEmptyString.default('0.0.0.0'),
-  port: int(0, 65535).default(8080),
-});
+/** How the TLS listener treats client certificates (Plain presents one on every request). */
+export const CLIENT_CERTIFICATE_MODES = ['off', 'request', 'require'] as const;
+export type ClientCertificateMode = (typeof CLIENT_CERTIFICATE_MODES)[number];
+
+const TlsSchema = z
+  .strictObject({
+    certFile: nonEmptyString,
+    keyFile: nonEmptyString,
+    clientCertificate: z.enum(CLIENT_CERTIFICATE_MODES).default('off'),
+    clientCaFiles: z.array(nonEmptyString).default([]),
+  })
+  .superRefine((tls, ctx) => {
+    if (!isRecord(tls)) return;
+    const mode = tls.clientCertificate ?? 'off';
+    const cas = Array.isArray(tls.clientCaFiles) ? tls.clientCaFiles : [];
+    if (mode !== 'off' && cas.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientCaFiles'],
+        message: `clientCertificate "${String(mode)}" needs at least one CA file (Plain's: config/plain-mtls-ca.pem)`,
+      });
+    }
+  }, ALWAYS);
+
+const ListenSchema = z
+  .strictObject({
+    host: nonEmptyString.default('0.0.0.0'),
+    port: int(0, 65535).default(8080),
+    /** TLS on `port`; null: plain HTTP (TLS ends at a load balancer). */
+    tls: TlsSchema.nullable().default(null),
+    /** A second, plain-HTTP port with only /healthz, /readyz and /metrics, for probes and Prometheus. */
+    opsPort: int(0, 65535).nullable().default(null),
+  })
+  .superRefine((listen, ctx) => {
+    if (!isRecord(listen)) return;
+    if (typeof listen.opsPort === 'number' && listen.opsPort !== 0 && listen.opsPort === listen.port) {
+      ctx.addIssue({ code: 'custom', path: ['opsPort'], message: 'must differ from listen.port' });
+    }
+  }, ALWAYS);
 
 const RedisSchema = z.strictObject({
   url: nonEmptyString
@@ -257,3 +292,4 @@ export type UpstreamConfig = Config['upstreams'][string];
 export type CardConfig = Config['cards'][string];
 export type CardDefaults = Config['defaults'];
 export type CardScope = z.output<typeof ScopeSchema>;
+export type TlsConfig = NonNullable<Config['listen']['tls']>;

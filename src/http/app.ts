@@ -3,12 +3,14 @@
  * so tests drive the real app with `inject` and processes own listening and shutdown.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
+import type { ClientCertificateMode } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CardResolver } from '../service/card-resolver.js';
-import { handleError, handleNotFound } from './errors.js';
+import { handleError, handleNotFound, sendError } from './errors.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { healthRoutes } from './routes/health.js';
@@ -31,20 +33,31 @@ export interface AppDeps {
   readonly cards?: { readonly resolver: CardResolver; readonly signingSecrets: readonly string[] };
   /** The admin API under `/admin`; absent (the whole tree answers 404) when no admin token is configured. */
   readonly admin?: AdminRouteOptions;
+  /** TLS on this app's port (`listen.tls`); absent: plain HTTP. */
+  readonly tls?: { readonly options: TlsOptions; readonly clientCertificate: ClientCertificateMode };
 }
 
-export function buildApp(deps: AppDeps): FastifyInstance {
-  const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
+/** Fastify's options shared by the public app and the ops app. */
+function serverOptions(log: Logger) {
+  return {
+    loggerInstance: log as FastifyBaseLogger,
     // `/cards` logs one line of its own per request, with each key's outcome.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: MAX_BODY_BYTES,
     // Keep-alive longer than typical load balancer idle time-outs, so they close first.
     keepAliveTimeout: 72_000,
     requestTimeout: 30_000,
-    forceCloseConnections: 'idle',
+    forceCloseConnections: 'idle' as const,
     return503OnClosing: true,
-  });
+  };
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  // With `https`, Fastify's server is an `https.Server`; the routes do not care which.
+  const app = Fastify({
+    ...serverOptions(deps.log),
+    bodyLimit: MAX_BODY_BYTES,
+    ...(deps.tls ? { https: deps.tls.options } : {}),
+  }) as unknown as FastifyInstance;
 
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('startedAt', 0n);
@@ -70,11 +83,34 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return payload;
   });
 
+  if (deps.tls?.clientCertificate === 'request') {
+    // `request`: the handshake let a client through without a certificate from a configured CA;
+    // every route of this port refuses it, with a reason an operator can act on.
+    app.addHook('onRequest', async (request, reply) => {
+      const socket = request.raw.socket as TLSSocket;
+      if (socket.authorized) return;
+      request.log.warn(
+        { remoteAddress: socket.remoteAddress, method: request.method, url: request.url.split('?')[0], reason: socket.authorizationError?.toString() ?? null },
+        'client certificate missing or not signed by a configured CA',
+      );
+      return sendError(reply, 403, 'client_certificate_required', 'a client certificate signed by a configured CA is required');
+    });
+  }
+
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
 
   void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
   if (deps.cards) void app.register(cardsRoutes, deps.cards);
   if (deps.admin) void app.register(adminRoutes, { ...deps.admin, prefix: '/admin' });
+  return app;
+}
+
+/** The ops port (`listen.opsPort`): only /healthz, /readyz and /metrics, over plain HTTP. */
+export function buildOpsApp(deps: Pick<AppDeps, 'log' | 'metrics' | 'redis'>): FastifyInstance {
+  const app = Fastify(serverOptions(deps.log));
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+  void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
   return app;
 }

@@ -22,7 +22,9 @@ import { RefreshWorkers } from '../refresh/refresh-workers.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { CardResolver } from '../service/card-resolver.js';
 import { AdminOperations } from '../admin/admin-operations.js';
-import { buildApp } from '../http/app.js';
+import { buildApp, buildOpsApp } from '../http/app.js';
+import { createSecureContext, type Server as TlsServer } from 'node:tls';
+import { httpsServerOptions, readTlsFiles } from '../http/tls.js';
 
 export type Role = 'start' | 'serve' | 'worker';
 
@@ -38,8 +40,16 @@ export interface Cardproxy {
   readonly store: CardStore;
   readonly metrics: Metrics;
   readonly redis: Redis;
-  /** `http://host:port` once listening, else null. */
+  /** `http://host:port` (`https://` with `listen.tls`) once listening, else null. */
   readonly url: string | null;
+  /** The ops port's `http://host:port` when `listen.opsPort` is set and listening, else null. */
+  readonly opsUrl: string | null;
+  /**
+   * SIGHUP: reads the certificate, key and CA files again. New connections get them; connections
+   * in flight keep theirs. A file that cannot be read (or does not fit) keeps the old ones.
+   * @returns whether the new files are in use
+   */
+  reload(): Promise<boolean>;
   /** Graceful: stops accepting, answers in-flight requests, lets active jobs finish, disconnects. */
   close(): Promise<void>;
 }
@@ -115,25 +125,49 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   } else if (serves) {
     log.info({ role }, 'admin API disabled: no admin.token configured');
   }
-  const app = buildApp({ log, clock, metrics, redis, ...(cards ? { cards } : {}), ...(admin ? { admin } : {}) });
+  const tlsConfig = config.listen.tls;
+  // Unreadable files at start stop the process (the CLI reports them); on SIGHUP they keep the old ones.
+  const tls = tlsConfig ? { options: httpsServerOptions(tlsConfig, readTlsFiles(tlsConfig)), clientCertificate: tlsConfig.clientCertificate } : undefined;
+  const app = buildApp({ log, clock, metrics, redis, ...(cards ? { cards } : {}), ...(admin ? { admin } : {}), ...(tls ? { tls } : {}) });
   await app.ready();
+  const opsApp = config.listen.opsPort !== null ? buildOpsApp({ log, metrics, redis }) : undefined;
+  await opsApp?.ready();
 
   let url: string | null = null;
+  let opsUrl: string | null = null;
   if (opts.listen !== false) {
     await app.listen({ host: config.listen.host, port: config.listen.port });
-    const address = app.server.address();
-    if (address && typeof address === 'object') {
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      url = `http://${host}:${address.port}`;
+    url = listeningUrl(app, tls ? 'https' : 'http');
+    if (opsApp && config.listen.opsPort !== null) {
+      await opsApp.listen({ host: config.listen.host, port: config.listen.opsPort });
+      opsUrl = listeningUrl(opsApp, 'http');
     }
-    log.info({ role, url, upstreams: groups.groups.map((g) => g.name), cards: [...policies.keys()] }, 'cardproxy listening');
+    log.info(
+      { role, url, opsUrl, clientCertificate: tlsConfig?.clientCertificate ?? null, upstreams: groups.groups.map((g) => g.name), cards: [...policies.keys()] },
+      'cardproxy listening',
+    );
   }
+
+  const reloadTls = (): boolean => {
+    if (!tlsConfig) return true;
+    try {
+      const files = readTlsFiles(tlsConfig);
+      // Validated first: setSecureContext would half-apply files that do not fit together.
+      createSecureContext(files);
+      (app.server as unknown as TlsServer).setSecureContext(files);
+      log.info({ certFile: tlsConfig.certFile, clientCaFiles: tlsConfig.clientCaFiles }, 'TLS certificate, key and CA files reloaded');
+      return true;
+    } catch (err) {
+      log.error({ err }, 'TLS files not reloaded: keeping the ones in use');
+      return false;
+    }
+  };
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       log.info({ role }, 'shutting down');
-      await app.close();
+      await Promise.all([app.close(), opsApp?.close()]);
       await workers?.close();
       jobRedis?.disconnect();
       await scheduler.close();
@@ -142,7 +176,14 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log.info({ role }, 'stopped');
     })());
 
-  return { app, store, metrics, redis, url, close };
+  return { app, store, metrics, redis, url, opsUrl, reload: async () => reloadTls(), close };
+}
+
+function listeningUrl(app: FastifyInstance, scheme: 'http' | 'https'): string | null {
+  const address = app.server.address();
+  if (!address || typeof address !== 'object') return null;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `${scheme}://${host}:${address.port}`;
 }
 
 function redactUrl(url: string): string {

@@ -41,7 +41,7 @@ describe('parseConfig: defaults', () => {
   it('fills in every default of SPEC section 4 for a minimal config', () => {
     const config = parseConfig(minimal(), NO_ENV);
     expect(config).toEqual({
-      listen: { host: '0.0.0.0', port: 8080 },
+      listen: { host: '0.0.0.0', port: 8080, tls: null, opsPort: null },
       redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'cardproxy' },
       plain: { signingSecrets: [] },
       admin: { token: null },
@@ -76,7 +76,7 @@ describe('parseConfig: defaults', () => {
       { ...minimal(), listen: { port: 9000 }, defaults: { ttlSeconds: 60 }, worker: { lockDurationMs: 2000 } },
       NO_ENV,
     );
-    expect(config.listen).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 9000, tls: null, opsPort: null });
     expect(config.defaults.ttlSeconds).toBe(60);
     expect(config.defaults.staleSeconds).toBe(86400);
     expect(config.worker).toEqual({ lockDurationMs: 2000, stalledIntervalMs: 30000 });
@@ -409,7 +409,7 @@ describe('environment', () => {
     const raw = { ...minimal(), redis: { url: 'redis://configured:6379', keyPrefix: 'p' }, listen: { host: '127.0.0.1', port: 8080 } };
     const config = parseConfig(raw, { REDIS_URL: 'redis://from-env:6380/2', PORT: '9123' });
     expect(config.redis).toEqual({ url: 'redis://from-env:6380/2', keyPrefix: 'p' });
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9123 });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9123, tls: null, opsPort: null });
 
     const bare = parseConfig(minimal(), { REDIS_URL: 'rediss://tls:6379', PORT: '0' });
     expect(bare.redis.url).toBe('rediss://tls:6379');
@@ -558,5 +558,23 @@ describe('loadConfigFile', () => {
     expect(config.plain.signingSecrets).toEqual([]);
     // The file is exactly what the schema accepts, with nothing left to default but `worker`.
     expect(ConfigSchema.safeParse(config).success).toBe(true);
+  });
+});
+
+describe('listen.tls and listen.opsPort', () => {
+  it('defaults clientCertificate to off and needs clientCaFiles for request and require', () => {
+    const tls = { certFile: 'server.pem', keyFile: 'server.key' };
+    expect(parseConfig({ ...minimal(), listen: { tls, opsPort: 9090 } }, NO_ENV).listen).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      opsPort: 9090,
+      tls: { ...tls, clientCertificate: 'off', clientCaFiles: [] },
+    });
+    for (const clientCertificate of ['request', 'require']) {
+      expect(() => parseConfig({ ...minimal(), listen: { tls: { ...tls, clientCertificate } } }, NO_ENV)).toThrow(
+        `listen.tls.clientCaFiles: clientCertificate "${clientCertificate}" needs at least one CA file (Plain's: config/plain-mtls-ca.pem)`,
+      );
+    }
+    expect(() => parseConfig({ ...minimal(), listen: { port: 8080, opsPort: 8080 } }, NO_ENV)).toThrow('listen.opsPort: must differ from listen.port');
   });
 });
