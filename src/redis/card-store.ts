@@ -12,6 +12,8 @@ import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/ca
 import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/ttl-overrides.js';
 import { APPLY_EVENTS_LUA, REPLACE_OVERRIDES_LUA } from './lua-scripts.js';
 import type { CustomerIndexKind, KeyLayout } from './keys.js';
+import { decodeServedMarker, type ServedMarker } from '../core/served-marker.js';
+import { markServedCommand, type ServedEntry } from './served-markers.js';
 
 /**
  * Shape check for states read back from Redis. Components were validated when they were loaded
@@ -90,14 +92,6 @@ function endOfJsonArray(text: string, start: number): number {
   return -1;
 }
 
-/** Sets every served marker of one answer (KEYS) to its value (ARGV[i]) with its PX (ARGV[n+i]). */
-const MARK_SERVED_LUA = `
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i], 'PX', ARGV[#KEYS + i])
-end
-return #KEYS
-`;
-
 /** An in-flight marker that the applying job owns and releases with its events. */
 export interface OwnedMarker {
   readonly ref: CardRef;
@@ -174,13 +168,13 @@ export class CardStore {
   }
 
   /**
-   * The one round trip of a `/cards` request: the cached states of its cards and, for manual
-   * reload detection, when Plain's copies expire. All keys share the customer's hash tag.
+   * The one round trip of a `/cards` request: the cached states of its cards and their served
+   * markers (what Plain was last given and until when). All keys share the customer's hash tag.
    */
   async readForRequest(
     refs: readonly CardRef[],
     servedKeys: readonly string[],
-  ): Promise<{ states: (ServedCardState | undefined)[]; servedUntil: (number | null)[] }> {
+  ): Promise<{ states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] }> {
     const keys = new Array<string>(refs.length + servedKeys.length);
     for (let i = 0; i < refs.length; i++) keys[i] = this.#keys.card(refs[i]!);
     for (let i = 0; i < servedKeys.length; i++) keys[refs.length + i] = servedKeys[i]!;
@@ -188,12 +182,9 @@ export class CardStore {
     // States come back with their components as stored JSON text (see decodeCardStateForServing).
     const states = new Array<ServedCardState | undefined>(refs.length);
     for (let i = 0; i < refs.length; i++) states[i] = decodeCardStateForServing(values[i] ?? null);
-    const servedUntil = new Array<number | null>(servedKeys.length);
-    for (let i = 0; i < servedKeys.length; i++) {
-      const v = values[refs.length + i];
-      servedUntil[i] = v == null ? null : Number(v);
-    }
-    return { states, servedUntil };
+    const served = new Array<ServedMarker | null>(servedKeys.length);
+    for (let i = 0; i < servedKeys.length; i++) served[i] = decodeServedMarker(values[refs.length + i]);
+    return { states, served };
   }
 
   /** Reads card states (refresh worker, invalidation, replay). */
@@ -204,23 +195,14 @@ export class CardStore {
   }
 
   /**
-   * Records when Plain's copies of answered cards expire. Sent without waiting for the reply:
-   * it is not on the response's critical path, and a lost marker only misses one reload.
+   * Records what Plain was given for each answered card and until when (see served-markers.ts).
+   * Sent without waiting for the reply: it is not on the response's critical path, and a lost
+   * marker only misses one reload.
    */
-  markServed(entries: ReadonlyArray<{ key: string; until: number }>): Promise<unknown> {
+  markServed(entries: readonly ServedEntry[]): Promise<unknown> {
     if (entries.length === 0) return Promise.resolve(0);
     const now = this.#clock.now();
-    // One command for all of them (all keys share the customer's hash tag): a pipeline of SETs
-    // costs a Pipeline object and more bytes on every warm request.
-    const n = entries.length;
-    const args = new Array<string>(3 * n);
-    for (let i = 0; i < n; i++) {
-      const { key, until } = entries[i]!;
-      args[i] = key;
-      args[n + i] = String(until);
-      args[2 * n + i] = String(Math.max(1, until - now));
-    }
-    return this.#batched((pipeline) => pipeline.eval(MARK_SERVED_LUA, n, ...args));
+    return this.#batched((pipeline) => markServedCommand(pipeline, this.#keys, entries, now));
   }
 
   /**

@@ -25,6 +25,11 @@ export interface KeyLayout {
   /** When Plain's copy of a card, answered in a (customer, thread) context, expires. */
   served(workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string): string;
   /**
+   * The contexts (thread ids) in which a card was answered with its placeholder or error
+   * components: a set whose members are `servedContextMember(threadId)` (see served-markers.ts).
+   */
+  awaitingReload(workspaceId: string, customerId: string, cardKey: string): string;
+  /**
    * Customer look-up index by customer id (across workspaces), email (lower-cased by the caller)
    * or external id: a set of `workspace\ncustomer`, expiring with the customer's last card.
    */
@@ -67,6 +72,8 @@ export function keyLayout(prefix: string): KeyLayout {
     inflight: (ref: CardRef) => `${customerTag(ref.workspaceId, ref.customerId)}:inflight:${cardSuffix(ref)}`,
     served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>
       `${customerTag(workspaceId, customerId)}:served:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`,
+    awaitingReload: (workspaceId: string, customerId: string, cardKey: string) =>
+      `${customerTag(workspaceId, customerId)}:awaiting-reload:${enc(cardKey)}`,
     customerIndex: (kind: CustomerIndexKind, value: string) => `${prefix}:customer-index:${kind}:${enc(value)}`,
     customerCards: (workspaceId: string, customerId: string) => `${customerTag(workspaceId, customerId)}:cards`,
     parseCard,

@@ -21,6 +21,8 @@ import {
   type LookupKind,
 } from '../core/card-resolution.js';
 import type { CardState, ServedCardState } from '../core/card-state.js';
+import { servedKindOf, type ServedMarker } from '../core/served-marker.js';
+import type { ServedEntry } from '../redis/served-markers.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js';
 import type { CardStore } from '../redis/card-store.js';
@@ -78,6 +80,8 @@ interface Item {
   readonly policy: CardPolicy;
   readonly ref: CardRef;
   readonly group: UpstreamGroup;
+  /** The thread of the request (the card's own `ref.threadId` is null for customer scope). */
+  readonly contextThreadId: string | null;
   readonly servedKey: string;
 }
 
@@ -111,6 +115,7 @@ export class CardResolver {
         policy,
         ref: cardRefFor(policy.scope, { workspaceId, customerId: request.customer.id, threadId: contextThreadId }, key),
         group: d.groups.groupOf(policy.upstream),
+        contextThreadId,
         servedKey: d.store.keys.served(workspaceId, request.customer.id, contextThreadId, key),
       });
     }
@@ -134,7 +139,7 @@ export class CardResolver {
 
     const now = d.clock.now();
     const lookups: Lookup[] = items.map((item, i) =>
-      lookupCard(now, read.states[i], item.policy, isManualReload(now, keys.length, read.servedUntil[i] ?? null)),
+      lookupCard(now, read.states[i], item.policy, isManualReload(now, keys.length, read.served[i]?.until ?? null)),
     );
     const answers: (CardAnswer | undefined)[] = lookups.map((l) => ('answer' in l ? l.answer : undefined));
     const toRefresh = items.filter((_, i) => lookups[i]!.kind === 'stale' || lookups[i]!.kind === 'miss' || lookups[i]!.kind === 'reload');
@@ -231,19 +236,22 @@ export class CardResolver {
     opts: {
       degraded: boolean;
       /** What the request read first: served markers already right are not written again. */
-      read: { states: readonly (ServedCardState | undefined)[]; servedUntil: readonly (number | null)[] } | undefined;
+      read: { states: readonly (ServedCardState | undefined)[]; served: readonly (ServedMarker | null)[] } | undefined;
     },
   ): Resolution {
     const d = this.#d;
     const now = d.clock.now();
     const cards: PlainCard[] = [];
-    const served: { key: string; until: number }[] = [];
+    const served: ServedEntry[] = [];
     items.forEach((item, i) => {
       const answer = answers[i]!;
       cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
       const freshData = kinds[i] === 'fresh' ? (opts.read?.states[i]?.data ?? undefined) : undefined;
-      const until = plainCopyExpiresAt(now, answer, freshData);
-      if (opts.read?.servedUntil[i] !== until) served.push({ key: item.servedKey, until });
+      const marker: ServedMarker = { until: plainCopyExpiresAt(now, answer, freshData), kind: servedKindOf(answer.source) };
+      const before = opts.read?.served[i];
+      if (before?.until !== marker.until || before.kind !== marker.kind) {
+        served.push({ key: item.servedKey, workspaceId: item.ref.workspaceId, customerId: item.ref.customerId, contextThreadId: item.contextThreadId, cardKey: item.key, marker });
+      }
       d.metrics.recordLookup(item.key, kinds[i]!);
       d.metrics.recordServed(item.key, answer.source);
       outcomes.push({ key: item.key, result: kinds[i]!, source: answer.source, ms: now - receivedAt });

@@ -1,0 +1,92 @@
+/**
+ * Served markers against the real Redis: what an answer records, and the claim a worker makes
+ * when a card lands (exactly once, only placeholder/error copies Plain still holds).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { keyLayout, type KeyLayout } from '../../src/redis/keys.js';
+import { markServedCommand, ServedMarkers, type ServedEntry } from '../../src/redis/served-markers.js';
+import type { ServedKind } from '../../src/core/served-marker.js';
+import type { CardRef } from '../../src/core/card-ref.js';
+import { deleteByPrefix, redisUrl } from '../helpers/harness.js';
+
+let redis: Redis;
+let keys: KeyLayout;
+const NOW = 1_800_000_000_000;
+
+beforeAll(() => {
+  redis = new Redis(redisUrl());
+});
+afterAll(() => redis.disconnect());
+afterEach(async () => deleteByPrefix(redis, keys.prefix));
+
+function entry(contextThreadId: string | null, cardKey: string, kind: ServedKind, until = NOW + 15_000): ServedEntry {
+  return { key: keys.served('w', 'c', contextThreadId, cardKey), workspaceId: 'w', customerId: 'c', contextThreadId, cardKey, marker: { until, kind } };
+}
+
+async function mark(entries: ServedEntry[]): Promise<void> {
+  const pipeline = redis.pipeline();
+  markServedCommand(pipeline, keys, entries, NOW);
+  const results = await pipeline.exec();
+  expect(results?.[0]?.[0]).toBeNull();
+}
+
+const customerCard = (cardKey: string): CardRef => ({ workspaceId: 'w', customerId: 'c', threadId: null, cardKey });
+
+it('records what was served, with its expiry in Plain as the key TTL', async () => {
+  keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
+  await mark([entry(null, 'alpha', 'data'), entry('th_1', 'alpha', 'placeholder'), entry('th_2', 'beta', 'error', NOW + 300_000)]);
+  expect(await redis.get(keys.served('w', 'c', null, 'alpha'))).toBe(String(NOW + 15_000));
+  expect(await redis.get(keys.served('w', 'c', 'th_1', 'alpha'))).toBe(`${NOW + 15_000}:placeholder`);
+  expect(await redis.get(keys.served('w', 'c', 'th_2', 'beta'))).toBe(`${NOW + 300_000}:error`);
+  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual(['"th_1"']);
+  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'beta'))).toEqual(['"th_2"']);
+  // Markers are written relative to the injected now, which lies in the future here.
+  const pttl = await redis.pttl(keys.awaitingReload('w', 'c', 'beta'));
+  expect(pttl).toBeGreaterThan(299_000);
+  expect(pttl).toBeLessThanOrEqual(300_000);
+});
+
+it('claims each placeholder or error context of a landed customer-scope card once, across claimers', async () => {
+  keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
+  await mark([entry(null, 'alpha', 'placeholder'), entry('th_1', 'alpha', 'error'), entry('th_2', 'alpha', 'data'), entry('th_3', 'beta', 'placeholder')]);
+  const other = new Redis(redisUrl());
+  const a = new ServedMarkers(redis, keys);
+  const b = new ServedMarkers(other, keys);
+  try {
+    const [first, second] = await Promise.all([a.claimAwaitingReload([customerCard('alpha')], NOW), b.claimAwaitingReload([customerCard('alpha')], NOW)]);
+    const claimed = [...first, ...second].map((c) => c.contextThreadId).sort();
+    expect(claimed).toEqual([null, 'th_1'].sort());
+    for (const c of [...first, ...second]) expect(c.ref).toEqual(customerCard('alpha'));
+  } finally {
+    other.disconnect();
+  }
+  // The claimed markers are gone (Plain's copy is discarded by the push); the data marker stays.
+  expect(await redis.get(keys.served('w', 'c', null, 'alpha'))).toBeNull();
+  expect(await redis.get(keys.served('w', 'c', 'th_1', 'alpha'))).toBeNull();
+  expect(await redis.get(keys.served('w', 'c', 'th_2', 'alpha'))).toBe(String(NOW + 15_000));
+  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual([]);
+  expect(await a.claimAwaitingReload([customerCard('alpha')], NOW)).toEqual([]);
+  // Another card's context is untouched.
+  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'beta'))).toEqual(['"th_3"']);
+});
+
+it('claims nothing for a copy that expired in Plain or was replaced by data since', async () => {
+  keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
+  await mark([entry('th_1', 'alpha', 'placeholder', NOW + 1000), entry('th_2', 'alpha', 'placeholder')]);
+  await mark([entry('th_2', 'alpha', 'data')]);
+  const markers = new ServedMarkers(redis, keys);
+  expect(await markers.claimAwaitingReload([customerCard('alpha')], NOW + 1000)).toEqual([]);
+  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual([]);
+  expect(await redis.get(keys.served('w', 'c', 'th_2', 'alpha'))).toBe(String(NOW + 15_000));
+});
+
+it('claims only its own thread for a thread-scope card', async () => {
+  keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
+  await mark([entry('th_1', 'alpha', 'placeholder'), entry('th_2', 'alpha', 'placeholder')]);
+  const markers = new ServedMarkers(redis, keys);
+  const claimed = await markers.claimAwaitingReload([{ ...customerCard('alpha'), threadId: 'th_2' }], NOW);
+  expect(claimed).toEqual([{ ref: { ...customerCard('alpha'), threadId: 'th_2' }, contextThreadId: 'th_2' }]);
+  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual(['"th_1"']);
+});
