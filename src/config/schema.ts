@@ -125,11 +125,19 @@ const EventsSchema = z.strictObject({
   retentionSeconds: int(60).default(604_800),
 });
 
+/**
+ * The defaults bring a crashed worker's refresh back within 15 s (measured: about 10 s): BullMQ
+ * renews an active job's lock every `lockDurationMs / 2`, so a dead worker's lock lapses within
+ * `lockDurationMs`, and a stalled check (every `stalledIntervalMs`) that finds a job of the
+ * previous check without its lock puts it back in the queue, so the job runs again at most
+ * `max(lockDurationMs, stalledIntervalMs) + stalledIntervalMs` after the crash. A lock shorter
+ * than 10 s would risk a job being taken over while its worker's event loop is merely busy.
+ */
 const WorkerSchema = z.strictObject({
   /** BullMQ lock duration of an active refresh job. */
-  lockDurationMs: int(1000).default(30_000),
+  lockDurationMs: int(1000).default(10_000),
   /** How often BullMQ looks for stalled jobs. */
-  stalledIntervalMs: int(1000).default(30_000),
+  stalledIntervalMs: int(1000).default(5_000),
 });
 
 const HttpUrlSchema = z

@@ -194,6 +194,12 @@ export class CardStore {
     return values.map(decodeCardState);
   }
 
+  /** Which job holds each card's in-flight marker (null: no refresh is queued or running). */
+  async inflightOwners(refs: readonly CardRef[]): Promise<(string | null)[]> {
+    if (refs.length === 0) return [];
+    return this.#redis.mget(...refs.map((ref) => this.#keys.inflight(ref)));
+  }
+
   /**
    * Records what Plain was given for each answered card and until when (see served-markers.ts).
    * Sent without waiting for the reply: it is not on the response's critical path, and a lost

@@ -79,6 +79,25 @@ end
 return result
 `;
 
+/** Takes over in-flight markers held by jobs that have ended (see the comment inside). */
+export const RECLAIM_REFRESH_LUA = `
+-- Takes over the in-flight markers of cards whose refresh job has ended without releasing them.
+-- KEYS: one marker per card. ARGV[1]: the claiming job id, ARGV[2]: marker TTL in ms,
+-- ARGV[2 + i]: the dead job that held KEYS[i]. A marker that changed hands meanwhile is joined.
+-- Returns, per card, '' when this call took it, else the id of the job now refreshing it.
+local result = {}
+for i, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == false or owner == ARGV[2 + i] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    result[i] = ''
+  else
+    result[i] = owner
+  end
+end
+return result
+`;
+
 /** Replaces the TTL-override hash as of a stream position (see the comment inside). */
 export const REPLACE_OVERRIDES_LUA = `
 -- Replay's last step: writes the TTL overrides folded from the whole stream, but only if no event

@@ -25,7 +25,7 @@ export interface ProcessorDeps {
 }
 
 export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup) {
-  const { store, policies, clock, metrics } = deps;
+  const { store, policies, metrics } = deps;
   const log = deps.log.child({ component: 'refresh-worker', upstream: group.name });
 
   return async function processRefresh(job: Job): Promise<void> {
@@ -33,7 +33,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     if (!parsed.success) throw new UnrecoverableError(`invalid refresh job data: ${parsed.error.message}`);
     const data = parsed.data;
     const owner = job.id!;
-    const all = data.cards.map((c): CardRef => ({ workspaceId: data.workspaceId, customerId: data.customer.id, ...c }));
+    const all = jobCardRefs(data);
     // Cards whose config disappeared (a redeploy) are dropped; their markers still go back.
     const refs = all.filter((ref) => policies.get(ref.cardKey)?.upstream !== undefined);
     const release = all.map((ref) => ({ ref, owner }));
@@ -63,18 +63,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
       throw new Error(result.failure.detail);
     }
 
-    const overrides = await store.readOverrides();
-    const ctx: LoadContext = {
-      now: clock.now(),
-      customerEmail: data.customer.email ?? null,
-      customerExternalId: data.customer.externalId ?? null,
-      trigger: data.trigger,
-      cardInfo: (cardKey) => {
-        const policy = policies.get(cardKey)!;
-        return { upstream: policy.upstream, ttlSeconds: policy.ttlSeconds, overrideTtlSeconds: overrides.get(cardKey) ?? null };
-      },
-    };
-    const events = eventsForResult(toLoad, result, ctx);
+    const events = eventsForResult(toLoad, result, await loadContext(deps, data));
     // The store counts the appended events (cardproxy_events_appended_total).
     await store.applyCardEvents(events, { release, notice: noticeFor(events, alreadyDone) });
 
@@ -86,6 +75,26 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     // Recorded already; fail the job so it shows in the failed count, without further attempts.
     throw new UnrecoverableError(result.failure.detail);
   };
+}
+
+/** What turning a job's upstream result into events needs: the time, the customer, each card's settings. */
+export async function loadContext(deps: ProcessorDeps, data: RefreshJobData): Promise<LoadContext> {
+  const overrides = await deps.store.readOverrides();
+  return {
+    now: deps.clock.now(),
+    customerEmail: data.customer.email ?? null,
+    customerExternalId: data.customer.externalId ?? null,
+    trigger: data.trigger,
+    cardInfo: (cardKey) => {
+      const policy = deps.policies.get(cardKey)!;
+      return { upstream: policy.upstream, ttlSeconds: policy.ttlSeconds, overrideTtlSeconds: overrides.get(cardKey) ?? null };
+    },
+  };
+}
+
+/** The cards of a job, as cache identities. */
+export function jobCardRefs(data: RefreshJobData): CardRef[] {
+  return data.cards.map((c): CardRef => ({ workspaceId: data.workspaceId, customerId: data.customer.id, ...c }));
 }
 
 async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], requestedAt: number): Promise<CardRef[]> {
@@ -100,7 +109,7 @@ function notice(refs: readonly CardRef[], outcome: 'refreshed' | 'failed'): Refr
   return { outcomes: refs.map((ref) => [cardRefId(ref), outcome] as const) };
 }
 
-function noticeFor(events: readonly CardStateEvent[], alreadyDone: readonly CardRef[]): RefreshNotice {
+export function noticeFor(events: readonly CardStateEvent[], alreadyDone: readonly CardRef[]): RefreshNotice {
   const outcomes = events.map(
     (e) => [cardRefId(e.data), e.type === 'card.refreshed' ? 'refreshed' : 'failed'] as [string, 'refreshed' | 'failed'],
   );

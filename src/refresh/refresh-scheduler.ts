@@ -9,7 +9,7 @@ import type { Redis, Result } from 'ioredis';
 import type { CardRef } from '../core/card-ref.js';
 import { jobPriority, type RefreshTrigger, type RefreshUrgency } from '../core/refresh-trigger.js';
 import type { KeyLayout } from '../redis/keys.js';
-import { CLAIM_REFRESH_LUA } from '../redis/lua-scripts.js';
+import { CLAIM_REFRESH_LUA, RECLAIM_REFRESH_LUA } from '../redis/lua-scripts.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
 import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
 import type { Metrics, QueueState } from '../observability/metrics.js';
@@ -44,9 +44,13 @@ const WARMING_COUNT_MAX_AGE_MS = 500;
 /** A queued job may wait this long behind others before its markers lapse and a new one may start. */
 const QUEUE_WAIT_ALLOWANCE_MS = 10 * 60_000;
 
+/** A marker is set a moment before its job is added to the queue: until then it is trusted. */
+const JOB_ADD_GRACE_MS = 5000;
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     cardproxyClaimRefresh(numKeys: number, ...args: string[]): Result<string[], Context>;
+    cardproxyReclaimRefresh(numKeys: number, ...args: string[]): Result<string[], Context>;
   }
 }
 
@@ -86,6 +90,7 @@ export class RefreshScheduler {
     this.#maxQueuedWarming = opts.maxQueuedWarming ?? Infinity;
     if (typeof (this.#redis as { cardproxyClaimRefresh?: unknown }).cardproxyClaimRefresh !== 'function') {
       this.#redis.defineCommand('cardproxyClaimRefresh', { lua: CLAIM_REFRESH_LUA });
+      this.#redis.defineCommand('cardproxyReclaimRefresh', { lua: RECLAIM_REFRESH_LUA });
     }
     for (const group of opts.groups) this.#queues.set(group.name, this.#openQueue(group));
   }
@@ -147,7 +152,14 @@ export class RefreshScheduler {
     const jobId = randomUUID();
     const priority = jobPriority(opts.urgency);
     const markers = refs.map((ref) => this.#keys.inflight(ref));
-    const owners = await this.#redis.cardproxyClaimRefresh(markers.length, ...markers, jobId, String(claimTtlMs(group)));
+    const ttl = String(claimTtlMs(group));
+    const owners = await this.#redis.cardproxyClaimRefresh(markers.length, ...markers, jobId, ttl);
+    const dead = await this.#deadOwners(group, markers, owners);
+    if (dead.length > 0) {
+      // Joining a job that has ended would wait for an outcome that never comes: take its cards over.
+      const reclaimed = await this.#redis.cardproxyReclaimRefresh(dead.length, ...dead.map((i) => markers[i]!), jobId, ttl, ...dead.map((i) => owners[i]!));
+      dead.forEach((i, n) => (owners[i] = reclaimed[n]!));
+    }
     const claimed = refs.filter((_, i) => owners[i] === '');
     const joined = owners.filter((owner) => owner !== '');
     if (joined.length > 0 && opts.urgency !== 'warming') await this.#raise(queue, joined, priority);
@@ -205,6 +217,25 @@ export class RefreshScheduler {
       this.#warmingQueued.set(group.name, queued);
     }
     return queued.count >= this.#maxQueuedWarming;
+  }
+
+  /**
+   * The indexes of markers held by a job that no longer exists or has finished (failed, removed,
+   * or completed without releasing them). A marker younger than {@link JOB_ADD_GRACE_MS} is
+   * trusted: its job may not be on the queue yet.
+   */
+  async #deadOwners(group: UpstreamGroup, markers: readonly string[], owners: readonly string[]): Promise<number[]> {
+    const joined = owners.flatMap((owner, i) => (owner === '' ? [] : [i]));
+    if (joined.length === 0) return [];
+    const queue = this.#queues.get(group.name)!;
+    const distinct = [...new Set(joined.map((i) => owners[i]!))];
+    const [jobs, ttls] = await Promise.all([
+      Promise.all(distinct.map((owner) => this.#redis.hmget(queue.toKey(owner), 'timestamp', 'finishedOn'))),
+      Promise.all(joined.map((i) => this.#redis.pttl(markers[i]!))),
+    ]);
+    const ended = new Set(distinct.filter((_, n) => jobs[n]![0] === null || jobs[n]![1] !== null));
+    const claimTtl = claimTtlMs(group);
+    return joined.filter((i, n) => ended.has(owners[i]!) && claimTtl - ttls[n]! > JOB_ADD_GRACE_MS);
   }
 
   async #release(refs: CardRef[], owner: string) {

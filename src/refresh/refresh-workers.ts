@@ -9,6 +9,7 @@ import type { KeyLayout } from '../redis/keys.js';
 import { createBlockingConnection } from '../redis/connections.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
 import { createRefreshProcessor, type ProcessorDeps } from './refresh-processor.js';
+import { recordAbandonedJob } from './abandoned-jobs.js';
 import { REFRESH_QUEUE_NAME } from './refresh-job.js';
 import { queueOptionsFor } from './refresh-scheduler.js';
 
@@ -48,6 +49,21 @@ export class RefreshWorkers {
         autorun: false,
       });
       worker.on('error', (err) => opts.log.warn({ err, upstream: group.name }, 'refresh worker error'));
+      // A job's last failure, whatever the cause (stalled too often, a processor that threw before
+      // recording anything): give its markers back and tell the requests waiting for it.
+      worker.on('failed', (job, err) => {
+        if (!job?.id || !job.finishedOn) return; // a retry follows: the job lives on
+        recordAbandonedJob(opts.deps, job.id, job.data, err.message).then(
+          (released) => {
+            if (released.length === 0) return;
+            opts.log.warn(
+              { jobId: job.id, upstream: group.name, keys: released.map((r) => r.cardKey), customerId: released[0]!.customerId, detail: err.message },
+              'refresh job ended without an outcome: recorded as failed, markers released',
+            );
+          },
+          (recordErr: unknown) => opts.log.warn({ err: recordErr, jobId: job.id, upstream: group.name }, 'could not release the markers of a failed refresh job'),
+        );
+      });
       worker.on('closed', () => connection.disconnect());
       return { worker, connection, group };
     });

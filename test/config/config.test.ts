@@ -55,7 +55,7 @@ describe('parseConfig: defaults', () => {
         scope: 'customer',
       },
       events: { retentionSeconds: 604800 },
-      worker: { lockDurationMs: 30000, stalledIntervalMs: 30000 },
+      worker: { lockDurationMs: 10000, stalledIntervalMs: 5000 },
       upstreams: {
         billing: {
           url: 'https://billing.internal/plain-cards',
@@ -79,7 +79,7 @@ describe('parseConfig: defaults', () => {
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 9000, tls: null, opsPort: null });
     expect(config.defaults.ttlSeconds).toBe(60);
     expect(config.defaults.staleSeconds).toBe(86400);
-    expect(config.worker).toEqual({ lockDurationMs: 2000, stalledIntervalMs: 30000 });
+    expect(config.worker).toEqual({ lockDurationMs: 2000, stalledIntervalMs: 5000 });
   });
 
   it('accepts the example of SPEC section 4', () => {

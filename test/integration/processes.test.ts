@@ -15,6 +15,8 @@ import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../hel
 import { cardsBody, deleteByPrefix, redisUrl } from '../helpers/harness.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { freePort } from '../helpers/free-port.js';
+import { keyLayout } from '../../src/redis/keys.js';
+import { DEFAULT_ERROR_COMPONENTS } from '../../src/config/card-policy.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli.js');
@@ -284,6 +286,64 @@ describe('workers', () => {
     expect(sample(metrics, 'cardproxy_cards_served_total', { card_key: 'alpha', source: 'cache' })).toBeGreaterThanOrEqual(1);
     console.info(`killed worker: job recovered by the second worker ${recoveredMs} ms after SIGKILL (lockDurationMs 1000, stalledIntervalMs 1000)`);
   });
+
+  it('a job whose workers die twice is failed by BullMQ: its waiting request gets the error card at once, its markers go, the next request refreshes anew', async () => {
+    // The first two calls hang until their worker dies; later calls answer at once.
+    const legacy = await upstream((call) => (legacy.calls.length <= 2 ? { delayMs: 60_000, body: cardsReply(call) } : { body: cardsReply(call) }));
+    const config = await configFor(legacy.url, { budgetMs: 12_000 });
+    const server = await startNode('serve', config);
+    const body = cardsBody(['alpha', 'beta'], 'c_twice');
+    const inflight = keyLayout(config.redis.keyPrefix).inflight({ workspaceId: 'w_proc', customerId: 'c_twice', threadId: null, cardKey: 'alpha' });
+    const redis = new Redis(redisUrl());
+    try {
+      let worker = await startNode('worker', await onNewPort(config), { name: 'worker-1' });
+      void postCards(server, body).catch(() => {}); // answered with placeholders once its budget is over
+      for (const calls of [1, 2]) {
+        await within(10_000, `upstream call ${calls}`, legacy.waitForCalls(calls, 10_000), worker.proc, server.proc);
+        await worker.proc.kill('SIGKILL');
+        if (calls === 1) worker = await startNode('worker', await onNewPort(config), { name: 'worker-2' });
+      }
+      // The job has stalled twice: the next worker to take it fails it without running it.
+      expect(await redis.get(inflight)).not.toBeNull();
+      const waiter = postCards(server, body);
+      await new Promise((r) => setTimeout(r, 300)); // the request joins the job before it is failed
+      const third = await startNode('worker', await onNewPort(config), { name: 'worker-3' });
+      const answered = await within(13_000, 'the waiting request', waiter, third.proc, server.proc);
+      // Told at once, it falls back to the error card (no stale copy held), well inside its budget.
+      expect(answered.status).toBe(200);
+      expect(answered.ms).toBeLessThan(11_000);
+      expect(answered.body.cards.map((c: any) => textOf(c))).toEqual(Array(2).fill(textOf({ components: DEFAULT_ERROR_COMPONENTS })));
+      expect(await redis.get(inflight)).toBeNull();
+      const failures = (await redis.xrange(`${config.redis.keyPrefix}:events`, '-', '+')).filter(([, f]) => f[1] === 'card.refresh_failed');
+      expect(failures).toHaveLength(2);
+      expect(JSON.parse(failures[0]![1][3]!)).toMatchObject({ errorKind: 'retriable', detail: 'refresh job ended without an outcome: job stalled more than allowable limit', status: null });
+      await until(() => /refresh job ended without an outcome/.test(third.proc.stdout()), 5000, 'the failure to be logged', third.proc);
+      // The next request is not joined to the dead job: a fresh refresh calls the upstream and lands.
+      const next = await postCards(server, body);
+      expect(next.body.cards.map((c: any) => textOf(c)).sort()).toEqual(['alpha for c_twice', 'beta for c_twice']);
+      expect(legacy.calls).toHaveLength(3);
+      console.info(`double crash: waiting request answered with the error card ${Math.round(answered.ms)} ms after it arrived (budget 12000 ms)`);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('on the default lock and stalled intervals, a refresh whose worker is killed runs again within 30 s', async () => {
+    const legacy = await upstream((call) => (legacy.calls.length === 1 ? { delayMs: 60_000, body: cardsReply(call) } : { body: cardsReply(call) }));
+    const { worker: _small, ...config } = await configFor(legacy.url);
+    const server = await startNode('serve', config);
+    const first = await startNode('worker', await onNewPort(config), { name: 'worker-1' });
+    void postCards(server, cardsBody(["alpha", "beta"], "c_defaults")).catch(() => {});
+    await legacy.waitForCalls(1);
+    const second = await startNode('worker', await onNewPort(config), { name: 'worker-2' });
+    await new Promise((r) => setTimeout(r, Math.max(0, legacy.calls[0]!.at + 1500 - Date.now())));
+    await first.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    await within(30_000, 'the job to run again', legacy.waitForCalls(2, 30_000), second.proc, server.proc);
+    const recoveredMs = Date.now() - killedAt;
+    expect(recoveredMs).toBeLessThan(30_000);
+    console.info(`default worker settings: a killed worker's refresh ran again ${recoveredMs} ms after SIGKILL`);
+  }, 45_000);
 
   it('`serve` alone enqueues but does not process jobs; a `worker` then does', async () => {
     const legacy = await upstream();

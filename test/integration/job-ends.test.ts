@@ -1,0 +1,52 @@
+/**
+ * A refresh job's in-flight markers never outlive the job: a job that is gone from its queue
+ * (removed by an operator, dropped, expired) is not joined, its cards are claimed by a new job.
+ * (Jobs failed by BullMQ after their workers died are covered with real processes in processes.test.ts.)
+ */
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { textOf } from '../helpers/fake-upstream.js';
+import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
+import { claimTtlMs } from '../../src/refresh/refresh-scheduler.js';
+import { groupUpstreams } from '../../src/config/upstream-groups.js';
+
+afterEach(async () => {
+  await cleanupProxies();
+});
+
+describe('in-flight markers of ended jobs', () => {
+  it('a request does not join a job that was removed from the queue: it enqueues a new one, which loads the card', async () => {
+    const legacy = await startTestUpstream();
+    const config = testConfig(legacy.url);
+    const server = await startTestProxy(config, 'serve'); // no worker: the job stays queued
+    const body = cardsBody(['alpha', 'beta'], 'c_removed');
+    expect(textOf((await postCards(server, body)).body.cards[0])).toBe('Loading…');
+
+    const redis = new Redis(redisUrl());
+    const queue = new Queue('refresh', { connection: redis.duplicate(), prefix: server.store.keys.queuePrefix('legacy') });
+    try {
+      const [job] = await queue.getJobs(['waiting']);
+      expect(job).toBeDefined();
+      await queue.remove(job!.id!);
+      const marker = server.store.keys.inflight({ workspaceId: 'w_test', customerId: 'c_removed', threadId: null, cardKey: 'alpha' });
+      expect(await redis.get(marker)).toBe(job!.id);
+      // Age the marker past the moment a job is surely on its queue (instead of waiting 5 s).
+      await redis.pexpire(marker, claimTtlMs(groupUpstreams(config).groups[0]!) - 6000);
+
+      await postCards(server, body);
+      const [again] = await queue.getJobs(['waiting']);
+      expect(again?.id).toBeDefined();
+      expect(again!.id).not.toBe(job!.id);
+      expect(again!.data.cards.map((c: { cardKey: string }) => c.cardKey)).toEqual(['alpha']); // beta's marker was still young
+      expect(await redis.get(marker)).toBe(again!.id);
+
+      await startTestProxy(config, 'worker');
+      await eventually(async () => textOf((await postCards(server, body)).body.cards[0]) === 'alpha for c_removed', 5000, 'the card to land');
+      expect(legacy.calls.filter((c) => c.keys.includes('alpha'))).toHaveLength(1);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
+  });
+});
