@@ -26,7 +26,7 @@ describe('in-flight markers of ended jobs', () => {
     const redis = new Redis(redisUrl());
     const queue = new Queue('refresh', { connection: redis.duplicate(), prefix: server.store.keys.queuePrefix('legacy') });
     try {
-      const [job] = await queue.getJobs(['waiting']);
+      const [job] = await queue.getJobs(['waiting', 'prioritized']);
       expect(job).toBeDefined();
       await queue.remove(job!.id!);
       const marker = server.store.keys.inflight({ workspaceId: 'w_test', customerId: 'c_removed', threadId: null, cardKey: 'alpha' });
@@ -35,7 +35,7 @@ describe('in-flight markers of ended jobs', () => {
       await redis.pexpire(marker, claimTtlMs(groupUpstreams(config).groups[0]!) - 6000);
 
       await postCards(server, body);
-      const [again] = await queue.getJobs(['waiting']);
+      const [again] = await queue.getJobs(['waiting', 'prioritized']);
       expect(again?.id).toBeDefined();
       expect(again!.id).not.toBe(job!.id);
       expect(again!.data.cards.map((c: { cardKey: string }) => c.cardKey)).toEqual(['alpha']); // beta's marker was still young
