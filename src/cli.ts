@@ -169,7 +169,7 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   // SIGHUP reloads, as nginx does; without a handler Node would exit on it.
   process.on('SIGHUP', () => {
     log.info({ signal: 'SIGHUP' }, 'signal received: reloading');
-    void proxy.reload();
+    void proxy.reload(() => loadConfigFile(file));
   });
   return new Promise<number>((resolve) => {
     let stopping = false;

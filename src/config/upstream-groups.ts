@@ -98,3 +98,8 @@ export function groupUpstreams(config: Pick<Config, 'upstreams'>): UpstreamGroup
     },
   });
 }
+
+/** Whether two groups (from two loads of the configuration) have the same name and settings. */
+export function sameGroup(a: UpstreamGroup, b: UpstreamGroup): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -10,7 +10,7 @@ import type { CardRef } from '../core/card-ref.js';
 import { jobPriority, type RefreshTrigger, type RefreshUrgency } from '../core/refresh-trigger.js';
 import type { KeyLayout } from '../redis/keys.js';
 import { CLAIM_REFRESH_LUA, RECLAIM_REFRESH_LUA } from '../redis/lua-scripts.js';
-import type { UpstreamGroup } from '../config/upstream-groups.js';
+import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
 import type { Metrics, QueueState } from '../observability/metrics.js';
 
@@ -68,7 +68,7 @@ export class RefreshScheduler {
   readonly #redis: Redis;
   readonly #keys: KeyLayout;
   readonly #queues = new Map<string, Queue>();
-  readonly #groups: readonly UpstreamGroup[];
+  #groups: readonly UpstreamGroup[];
   readonly #metrics: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'> | undefined;
   readonly #maxQueuedWarming: number;
   /** Per group: queued warming jobs as last read, plus those this process added since. */
@@ -93,6 +93,28 @@ export class RefreshScheduler {
       this.#redis.defineCommand('cardproxyReclaimRefresh', { lua: RECLAIM_REFRESH_LUA });
     }
     for (const group of opts.groups) this.#queues.set(group.name, this.#openQueue(group));
+  }
+
+  /**
+   * A reloaded configuration's groups: a new or changed group gets a new Queue (its job options
+   * follow the group's retries), a group no longer configured loses its Queue. Jobs already queued
+   * stay in Redis and are processed as before.
+   */
+  updateGroups(groups: readonly UpstreamGroup[]): void {
+    const previous = new Map(this.#groups.map((g) => [g.name, g]));
+    this.#groups = groups;
+    for (const group of groups) {
+      const before = previous.get(group.name);
+      if (before && sameGroup(before, group) && this.#queues.has(group.name)) continue;
+      const old = this.#queues.get(group.name);
+      this.#queues.set(group.name, this.#openQueue(group));
+      old?.close().catch(() => {});
+    }
+    for (const [name, queue] of this.#queues) {
+      if (groups.some((g) => g.name === name)) continue;
+      this.#queues.delete(name);
+      queue.close().catch(() => {});
+    }
   }
 
   /**
@@ -144,7 +166,8 @@ export class RefreshScheduler {
   }
 
   async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], opts: ScheduleOptions) {
-    const queue = this.#queues.get(group.name)!;
+    // A request that began before a reload may name a group the reload removed: open it again.
+    const queue = this.#queues.get(group.name) ?? this.#queues.set(group.name, this.#openQueue(group)).get(group.name)!;
     if (opts.urgency === 'warming' && (await this.#warmingIsFull(group, queue))) {
       this.#metrics?.warmingDropped.inc({ upstream: group.name }, refs.length);
       return [];

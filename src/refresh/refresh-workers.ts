@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyLayout } from '../redis/keys.js';
 import { createBlockingConnection } from '../redis/connections.js';
-import type { UpstreamGroup } from '../config/upstream-groups.js';
+import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { createRefreshProcessor, type ProcessorDeps } from './refresh-processor.js';
 import { recordAbandonedJob } from './abandoned-jobs.js';
 import { REFRESH_QUEUE_NAME } from './refresh-job.js';
@@ -27,51 +27,80 @@ interface GroupWorker {
   readonly group: UpstreamGroup;
 }
 
-export class RefreshWorkers {
-  readonly #workers: GroupWorker[];
+export interface RefreshWorkersOptions {
+  readonly redisUrl: string;
+  readonly keys: KeyLayout;
+  readonly groups: readonly UpstreamGroup[];
+  readonly tuning: WorkerTuning;
+  readonly deps: ProcessorDeps;
+  readonly log: Logger;
+}
 
-  constructor(opts: {
-    redisUrl: string;
-    keys: KeyLayout;
-    groups: readonly UpstreamGroup[];
-    tuning: WorkerTuning;
-    deps: ProcessorDeps;
-    log: Logger;
-  }) {
-    this.#workers = opts.groups.map((group) => {
-      const connection = createBlockingConnection(opts.redisUrl, opts.log, `worker:${group.name}`);
-      const worker = new Worker(REFRESH_QUEUE_NAME, createRefreshProcessor(opts.deps, group), {
-        connection,
-        ...queueOptionsFor(opts.keys, group),
-        concurrency: group.concurrency,
-        lockDuration: opts.tuning.lockDurationMs,
-        stalledInterval: opts.tuning.stalledIntervalMs,
-        autorun: false,
-      });
-      worker.on('error', (err) => opts.log.warn({ err, upstream: group.name }, 'refresh worker error'));
-      // A job's last failure, whatever the cause (stalled too often, a processor that threw before
-      // recording anything): give its markers back and tell the requests waiting for it.
-      worker.on('failed', (job, err) => {
-        if (!job?.id || !job.finishedOn) return; // a retry follows: the job lives on
-        recordAbandonedJob(opts.deps, job.id, job.data, err.message).then(
-          (released) => {
-            if (released.length === 0) return;
-            opts.log.warn(
-              { jobId: job.id, upstream: group.name, keys: released.map((r) => r.cardKey), customerId: released[0]!.customerId, detail: err.message },
-              'refresh job ended without an outcome: recorded as failed, markers released',
-            );
-          },
-          (recordErr: unknown) => opts.log.warn({ err: recordErr, jobId: job.id, upstream: group.name }, 'could not release the markers of a failed refresh job'),
-        );
-      });
-      worker.on('closed', () => connection.disconnect());
-      return { worker, connection, group };
+export class RefreshWorkers {
+  #workers: GroupWorker[];
+  readonly #opts: RefreshWorkersOptions;
+  #started = false;
+  /** Workers of replaced groups, finishing their active jobs. */
+  readonly #retiring = new Set<Promise<void>>();
+
+  constructor(opts: RefreshWorkersOptions) {
+    this.#opts = opts;
+    this.#workers = opts.groups.map((group) => this.#create(group));
+  }
+
+  #create(group: UpstreamGroup): GroupWorker {
+    const { redisUrl, keys, tuning, deps, log } = this.#opts;
+    const connection = createBlockingConnection(redisUrl, log, `worker:${group.name}`);
+    const worker = new Worker(REFRESH_QUEUE_NAME, createRefreshProcessor(deps, group), {
+      connection,
+      ...queueOptionsFor(keys, group),
+      concurrency: group.concurrency,
+      lockDuration: tuning.lockDurationMs,
+      stalledInterval: tuning.stalledIntervalMs,
+      autorun: false,
     });
+    worker.on('error', (err) => log.warn({ err, upstream: group.name }, 'refresh worker error'));
+    // A job's last failure, whatever the cause (stalled too often, a processor that threw before
+    // recording anything): give its markers back and tell the requests waiting for it.
+    worker.on('failed', (job, err) => {
+      if (!job?.id || !job.finishedOn) return; // a retry follows: the job lives on
+      recordAbandonedJob(deps, job.id, job.data, err.message).then(
+        (released) => {
+          if (released.length === 0) return;
+          log.warn(
+            { jobId: job.id, upstream: group.name, keys: released.map((r) => r.cardKey), customerId: released[0]!.customerId, detail: err.message },
+            'refresh job ended without an outcome: recorded as failed, markers released',
+          );
+        },
+        (recordErr: unknown) => log.warn({ err: recordErr, jobId: job.id, upstream: group.name }, 'could not release the markers of a failed refresh job'),
+      );
+    });
+    worker.on('closed', () => connection.disconnect());
+    return { worker, connection, group };
   }
 
   start(): void {
+    this.#started = true;
     for (const { worker } of this.#workers) {
       worker.run().catch(() => {}); // errors surface through the 'error' listener
+    }
+  }
+
+  /**
+   * A reloaded configuration's groups: a new or changed group gets a new worker at once; the
+   * worker of a changed or removed group finishes its active jobs in the background and closes.
+   * (Both may run for a moment; BullMQ's global concurrency still caps the upstream.)
+   */
+  updateGroups(groups: readonly UpstreamGroup[]): void {
+    const keep: GroupWorker[] = [];
+    const retire: GroupWorker[] = [];
+    for (const current of this.#workers) (groups.some((g) => sameGroup(g, current.group)) ? keep : retire).push(current);
+    const fresh = groups.filter((group) => !keep.some((w) => sameGroup(w.group, group))).map((group) => this.#create(group));
+    this.#workers = [...keep, ...fresh];
+    if (this.#started) for (const { worker } of fresh) worker.run().catch(() => {});
+    for (const old of retire) {
+      const closing = closeWorker(old, old.group.timeoutMs + CLOSE_MARGIN_MS).finally(() => this.#retiring.delete(closing));
+      this.#retiring.add(closing);
     }
   }
 
@@ -83,7 +112,7 @@ export class RefreshWorkers {
    * its jobs, their locks lapsed, are taken over by another worker.
    */
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => closeWorker(w, w.group.timeoutMs + CLOSE_MARGIN_MS)));
+    await Promise.all([...this.#workers.map((w) => closeWorker(w, w.group.timeoutMs + CLOSE_MARGIN_MS)), ...this.#retiring]);
   }
 }
 

@@ -8,9 +8,8 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
-import { resolveCardPolicies } from '../config/card-policy.js';
-import { groupUpstreams } from '../config/upstream-groups.js';
-import { configWarnings } from '../config/load.js';
+import { ConfigError, configWarnings } from '../config/load.js';
+import { LiveConfig, RESTART_ONLY_FIELDS } from '../config/live-config.js';
 import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
 import { createBlockingConnection, createCommandConnection, createJobConnection, waitUntilReady } from '../redis/connections.js';
@@ -28,6 +27,13 @@ import { httpsServerOptions, readTlsFiles } from '../http/tls.js';
 
 export type Role = 'start' | 'serve' | 'worker';
 
+export type ConfigReload = 'reloaded' | 'refused' | 'unchanged';
+export interface ReloadResult {
+  readonly config: ConfigReload;
+  /** Whether the TLS files in use are the ones just read (true without `listen.tls`). */
+  readonly tls: boolean;
+}
+
 export interface CardproxyOptions {
   readonly clock?: Clock;
   readonly log?: Logger;
@@ -44,12 +50,16 @@ export interface Cardproxy {
   readonly url: string | null;
   /** The ops port's `http://host:port` when `listen.opsPort` is set and listening, else null. */
   readonly opsUrl: string | null;
+  /** The configuration in use (replaced by `reload`). */
+  readonly live: LiveConfig;
   /**
-   * SIGHUP: reads the certificate, key and CA files again. New connections get them; connections
-   * in flight keep theirs. A file that cannot be read (or does not fit) keeps the old ones.
-   * @returns whether the new files are in use
+   * SIGHUP. With `load`, first reads the configuration again: a valid one is put in use (but for
+   * the restart-only fields, which are named in the log), an invalid one is refused and logged
+   * with `check-config`'s messages. Then reads the certificate, key and CA files again: new
+   * connections get them, connections in flight keep theirs; a file that cannot be read (or does
+   * not fit) keeps the old ones.
    */
-  reload(): Promise<boolean>;
+  reload(load?: () => Config): Promise<ReloadResult>;
   /** Graceful: stops accepting, answers in-flight requests, lets active jobs finish, disconnects. */
   close(): Promise<void>;
 }
@@ -66,8 +76,10 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   const metrics = new Metrics({ budgetMs: config.budgetMs });
   const keys = keyLayout(config.redis.keyPrefix);
-  const policies = resolveCardPolicies(config);
-  const groups = groupUpstreams(config);
+  // Everything below reads the card policies and upstream groups through the live views, so a
+  // configuration reloaded on SIGHUP is in use at once.
+  const live = new LiveConfig(config);
+  const { policies, groups } = live;
   // A hung Redis must not eat the budget: give up on a command well before it runs out, but not
   // so early that a busy event loop passes for a dead Redis.
   const commandTimeoutMs = Math.min(1000, Math.max(100, Math.floor(config.budgetMs / 4)));
@@ -79,7 +91,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       keys,
       clock,
       retentionSeconds: config.events.retentionSeconds,
-      retentionFor: (cardKey) => policies.get(cardKey) ?? config.defaults,
+      retentionFor: (cardKey) => policies.get(cardKey) ?? live.config.defaults,
       onAppended: (type) => metrics.eventsAppended.inc({ type }),
     });
   const store = storeFor(redis);
@@ -115,7 +127,12 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ metrics, log });
     const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
-    cards = { resolver, signingSecrets: config.plain.signingSecrets };
+    cards = {
+      resolver,
+      get signingSecrets() {
+        return live.config.plain.signingSecrets;
+      },
+    };
   }
 
   let admin: { token: string; operations: AdminOperations } | undefined;
@@ -163,6 +180,31 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     }
   };
 
+  live.onChange((snapshot) => {
+    scheduler.updateGroups(snapshot.groups.groups);
+    if (!workers) return;
+    workers.updateGroups(snapshot.groups.groups);
+    scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err, component: 'refresh-scheduler' }, 'could not set global concurrency'));
+  });
+
+  const reloadConfig = (load: () => Config): ConfigReload => {
+    let next: Config;
+    try {
+      next = load();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      // The same messages as `check-config`, one per bad field.
+      log.error({ issues: err.issues }, 'configuration not reloaded: keeping the one in use');
+      return 'refused';
+    }
+    const outcome = live.replace(next);
+    for (const warning of configWarnings(live.config)) log.warn({ role }, warning);
+    const line = { applied: outcome.applied, needRestart: outcome.needRestart, restartOnly: Object.keys(RESTART_ONLY_FIELDS) };
+    if (outcome.needRestart.length > 0) log.warn(line, 'configuration reloaded; changes to restart-only fields wait for a restart');
+    else log.info(line, 'configuration reloaded');
+    return 'reloaded';
+  };
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -176,7 +218,11 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log.info({ role }, 'stopped');
     })());
 
-  return { app, store, metrics, redis, url, opsUrl, reload: async () => reloadTls(), close };
+  const reload = async (load?: () => Config): Promise<ReloadResult> => ({
+    config: load ? reloadConfig(load) : 'unchanged',
+    tls: reloadTls(),
+  });
+  return { app, store, metrics, redis, url, opsUrl, live, reload, close };
 }
 
 function listeningUrl(app: FastifyInstance, scheme: 'http' | 'https'): string | null {

@@ -1,7 +1,8 @@
 /**
  * SIGHUP on a real `cardproxy start` process (SPEC section 12 and issue "reload without restart"):
  * the certificate, key and client CA files are read again while a request is in flight on the old
- * ones; a file that cannot be used keeps the old ones.
+ * ones; a file that cannot be used keeps the old ones. The configuration file is read again: a
+ * card's TTL changes, an invalid file is refused with check-config's messages.
  */
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +16,7 @@ import { startCli, stopCliProcesses } from '../helpers/cli-process.js';
 import { freePort } from '../helpers/free-port.js';
 import { makeCa, makeLeaf, type CertFiles } from '../helpers/test-certs.js';
 import { tlsRequest } from '../helpers/tls-client.js';
+import { runCli } from '../helpers/run-cli.js';
 
 let dir: string;
 let upstream: FakeUpstream;
@@ -106,6 +108,54 @@ describe('SIGHUP reloads the TLS files', () => {
     const missing = await proc.waitForLine('TLS files not reloaded: keeping the ones in use', { skip: 1 });
     expect(JSON.stringify(missing.err)).toContain('ENOENT');
     await eventually(async () => (await tlsRequest(url, '/healthz', { client: client2, ca })).status === 200, 2000, 'still serving');
+    expect(proc.child.exitCode).toBeNull();
+  });
+});
+
+describe('SIGHUP reloads the configuration file', () => {
+  it("applies a new TTL, and refuses an invalid file with check-config's messages", async () => {
+    const port = await freePort();
+    const keyPrefix = `test-reload-${randomUUID().slice(0, 8)}`;
+    prefixes.push(keyPrefix);
+    const configFile = join(dir, 'reload-config.json');
+    const write = (ttlSeconds: unknown, upstreamName = 'legacy') =>
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          listen: { host: '127.0.0.1', port },
+          redis: { keyPrefix },
+          upstreams: { legacy: { url: upstream.url } },
+          cards: { alpha: { upstream: upstreamName, ttlSeconds } },
+        }),
+      );
+    write(100);
+    upstream.setHandler((call) => ({ body: cardsReply(call) }));
+    const proc = startCli(['start', '--config', configFile], { REDIS_URL: redisUrl() });
+    await proc.waitForLine('cardproxy listening');
+    const ttlFor = async (customerId: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}/cards`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_reload' },
+        body: JSON.stringify(cardsBody(['alpha'], customerId)),
+      });
+      return ((await res.json()) as { cards: Array<{ timeToLiveSeconds: number }> }).cards[0]!.timeToLiveSeconds;
+    };
+    expect(await ttlFor('c_1')).toBe(100);
+
+    write(7);
+    proc.child.kill('SIGHUP');
+    expect((await proc.waitForLine('configuration reloaded')).applied).toEqual(['cards']);
+    expect(await ttlFor('c_2')).toBe(7);
+
+    write(-1, 'nowhere');
+    const checked = await runCli(['check-config', configFile]);
+    expect(checked.code).toBe(2);
+    proc.child.kill('SIGHUP');
+    const refused = await proc.waitForLine('configuration not reloaded: keeping the one in use');
+    const issues = refused.issues as string[];
+    expect(issues).toHaveLength(2);
+    for (const issue of issues) expect(checked.stderr).toContain(`  - ${issue}\n`);
+    expect(await ttlFor('c_3')).toBe(7);
     expect(proc.child.exitCode).toBeNull();
   });
 });

@@ -23,13 +23,15 @@ const WORKSPACE_ID = /^[\x21-\x7e]{1,200}$/;
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions): Promise<void> {
-  const { resolver, signingSecrets } = opts;
+  const { resolver } = opts;
   // The signature covers the bytes as received, so this scope takes every body raw.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
 
   app.post('/cards', async (request: FastifyRequest, reply: FastifyReply) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    // Read per request: a reloaded configuration may add or retire a secret.
+    const signingSecrets = opts.signingSecrets;
     if (signingSecrets.length > 0) {
       const signature = request.headers['plain-request-signature'];
       if (!verifySignature(signingSecrets, raw, typeof signature === 'string' ? signature : undefined)) {
