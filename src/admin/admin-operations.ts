@@ -5,7 +5,10 @@
  */
 import type { Redis } from 'ioredis';
 import { queryEvents, type LoggedEvent } from '../redis/event-log.js';
-import type { EventQuery, InvalidateRequest } from './admin-requests.js';
+import type { InspectedCard } from '../core/card-inspection.js';
+import type { CustomerRef } from '../redis/card-store.js';
+import type { CustomerSearch, EventQuery, InvalidateRequest } from './admin-requests.js';
+import { customerCards, searchCustomers, type FoundCustomer } from './customer-cards.js';
 import { cardListing, cardListings, type CardListing } from './card-listing.js';
 import { invalidateCards, type InvalidationDeps, type InvalidationResult } from './invalidation.js';
 
@@ -64,6 +67,16 @@ export class AdminOperations {
   /** Marks a customer's cached cards stale (and optionally queues their refresh). */
   invalidate(request: InvalidateRequest): Promise<InvalidationResult> {
     return invalidateCards(this.#d, request);
+  }
+
+  /** A customer's configured cards with their cached state (the operator console). */
+  customerCards(customer: CustomerRef): Promise<{ customer: FoundCustomer; cards: InspectedCard[] }> {
+    return customerCards(this.#d, customer);
+  }
+
+  /** Customers known by an id, email or external id (the operator console's search). */
+  searchCustomers(search: CustomerSearch): Promise<FoundCustomer[]> {
+    return searchCustomers(this.#d, search);
   }
 
   /** The newest matching events, newest first. */

@@ -25,6 +25,29 @@ export type CustomerSelectorKind = (typeof CUSTOMER_SELECTORS)[number];
 
 const identifier = z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters');
 
+type SelectorFields = { readonly [K in CustomerSelectorKind]?: string | null | undefined };
+
+/** A zod check: exactly one of `customerId`, `email`, `externalId` is given (`null` counts as absent). */
+function requireOneSelector(ctx: z.core.ParsePayload<SelectorFields>): void {
+  const given = CUSTOMER_SELECTORS.filter((name) => ctx.value[name] !== undefined && ctx.value[name] !== null);
+  if (given.length === 1) return;
+  ctx.issues.push({
+    code: 'custom',
+    input: ctx.value,
+    path: given.length === 0 ? [] : [given[1]!],
+    message:
+      given.length === 0
+        ? 'exactly one of customerId, email or externalId is required'
+        : `exactly one of customerId, email or externalId is allowed (got ${given.join(', ')})`,
+  });
+}
+
+/** The one selector a value that passed {@link requireOneSelector} gives. */
+function selectorOf(fields: SelectorFields): { kind: CustomerSelectorKind; value: string } {
+  const kind = CUSTOMER_SELECTORS.find((name) => fields[name] !== undefined && fields[name] !== null)!;
+  return { kind, value: fields[kind]! };
+}
+
 /**
  * `POST /admin/invalidate` and `invalidate`: exactly one of `customerId`, `email`, `externalId`
  * (`null` counts as absent), optionally narrowed to a workspace and to some card keys.
@@ -39,27 +62,15 @@ export const InvalidateRequestSchema = z
     refresh: z.boolean().default(false),
     reason: z.string().min(1, 'must not be empty').max(500, 'must be at most 500 characters').optional(),
   })
-  .check((ctx) => {
-    const given = CUSTOMER_SELECTORS.filter((name) => ctx.value[name] !== undefined && ctx.value[name] !== null);
-    if (given.length === 1) return;
-    ctx.issues.push({
-      code: 'custom',
-      input: ctx.value,
-      path: given.length === 0 ? [] : [given[1]!],
-      message:
-        given.length === 0
-          ? 'exactly one of customerId, email or externalId is required'
-          : `exactly one of customerId, email or externalId is allowed (got ${given.join(', ')})`,
-    });
-  })
+  .check(requireOneSelector)
   .transform((body) => {
-    const kind = CUSTOMER_SELECTORS.find((name) => body[name] !== undefined && body[name] !== null)!;
+    const selector = selectorOf(body);
     return {
-      selector: { kind, value: body[kind]! },
+      selector,
       workspaceId: body.workspaceId ?? null,
       cardKeys: body.cardKeys ?? null,
       refresh: body.refresh,
-      reason: body.reason ?? `operator invalidation by ${kind}`,
+      reason: body.reason ?? `operator invalidation by ${selector.kind}`,
     };
   });
 export type InvalidateRequest = z.output<typeof InvalidateRequestSchema>;
@@ -77,3 +88,18 @@ export const EventQuerySchema = z.object({
     .default(100),
 });
 export type EventQuery = z.output<typeof EventQuerySchema>;
+
+/** `GET /admin/customers`: the console's customer search, by exactly one identifier. */
+export const CustomerSearchSchema = z
+  .strictObject({
+    customerId: identifier.optional(),
+    email: identifier.optional(),
+    externalId: identifier.optional(),
+    workspaceId: identifier.optional(),
+  })
+  .check(requireOneSelector)
+  .transform((query) => ({ selector: selectorOf(query), workspaceId: query.workspaceId ?? null }));
+export type CustomerSearch = z.output<typeof CustomerSearchSchema>;
+
+/** `GET /admin/customers/:customerId/cards`: the workspace the customer belongs to. */
+export const CustomerCardsQuerySchema = z.strictObject({ workspaceId: identifier });

@@ -18,6 +18,7 @@ import type { UpstreamGroups } from '../config/upstream-groups.js';
 import type { CardStore, CustomerRef } from '../redis/card-store.js';
 import type { RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
 import type { InvalidateRequest } from './admin-requests.js';
+import { findCustomers } from './customer-lookup.js';
 
 /** What invalidation works with. */
 export interface InvalidationDeps {
@@ -42,7 +43,7 @@ export interface InvalidationResult {
 export async function invalidateCards(deps: InvalidationDeps, request: InvalidateRequest): Promise<InvalidationResult> {
   const { store } = deps;
   if (request.refresh && !deps.scheduler) throw new Error('invalidate with refresh needs a refresh scheduler');
-  const customers = await matchingCustomers(store, request);
+  const customers = await findCustomers(store, request.selector, request.workspaceId);
   let invalidated = 0;
   let refreshing = 0;
   for (const customer of customers) {
@@ -71,13 +72,6 @@ export async function invalidateCards(deps: InvalidationDeps, request: Invalidat
   }
   deps.log?.info({ selector: request.selector.kind, invalidated, refreshing }, 'cards invalidated');
   return { invalidated, refreshing };
-}
-
-async function matchingCustomers(store: CardStore, request: InvalidateRequest): Promise<CustomerRef[]> {
-  const { kind, value } = request.selector;
-  const found = await store.findCustomers(kind === 'customerId' ? 'id' : kind, value);
-  const unique = new Map(found.map((c) => [`${c.workspaceId}\n${c.customerId}`, c]));
-  return [...unique.values()].filter((c) => request.workspaceId === null || c.workspaceId === request.workspaceId);
 }
 
 /**

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { CardComponentsSchema } from './components.js';
 import { REFRESH_TRIGGERS } from './refresh-trigger.js';
+import { TtlSourceSchema } from './effective-ttl.js';
 
 const CardIdentity = {
   workspaceId: z.string(),
@@ -28,6 +29,8 @@ export const CardRefreshedData = z.object({
   ...CustomerIdentifiers,
   components: CardComponentsSchema.nullable(),
   ttlSeconds: z.number().int().min(0),
+  /** Which setting gave `ttlSeconds`; absent in events recorded before it was added. */
+  ttlSource: TtlSourceSchema.optional(),
   fetchedAt: z.iso.datetime(),
   upstream: z.string(),
   durationMs: z.number().min(0),

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { CardComponentsSchema, type CardComponent } from './components.js';
 import type { ComponentsJson } from './components-json.js';
 import { ErrorKindSchema, eventTime, type CardStateEvent } from './card-events.js';
+import { TtlSourceSchema } from './effective-ttl.js';
 
 export const CardStateSchema = z.object({
   /** The last successful load, kept through later failures for stale-if-error. */
@@ -16,6 +17,8 @@ export const CardStateSchema = z.object({
       ttlSeconds: z.number().int().min(0),
       fetchedAt: z.number(),
       upstream: z.string(),
+      /** Which of those three gave the TTL; absent for cards loaded before it was recorded. */
+      ttlSource: TtlSourceSchema.optional(),
     })
     .nullable(),
   /** The last failed refresh since the last success; drives the negative cache. */
@@ -59,7 +62,13 @@ export function evolve(state: CardState | undefined, event: CardStateEvent): Car
     case 'card.refreshed': {
       const d = event.data;
       return {
-        data: { components: d.components, ttlSeconds: d.ttlSeconds, fetchedAt: Date.parse(d.fetchedAt), upstream: d.upstream },
+        data: {
+          components: d.components,
+          ttlSeconds: d.ttlSeconds,
+          fetchedAt: Date.parse(d.fetchedAt),
+          upstream: d.upstream,
+          ...(d.ttlSource === undefined ? {} : { ttlSource: d.ttlSource }),
+        },
         failure: null,
         invalidatedAt: null,
         customerEmail: d.customerEmail ?? current.customerEmail,

@@ -14,6 +14,7 @@ import { handleError, handleNotFound, sendError } from './errors.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { healthRoutes } from './routes/health.js';
+import { buildOverview } from '../observability/overview.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -102,7 +103,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
   if (deps.cards) void app.register(cardsRoutes, deps.cards);
-  if (deps.admin) void app.register(adminRoutes, { ...deps.admin, prefix: '/admin' });
+  if (deps.admin) {
+    const overview = () => buildOverview(deps.metrics.registry, deps.clock.now());
+    void app.register(adminRoutes, { overview, ...deps.admin, prefix: '/admin' });
+  }
   return app;
 }
 

@@ -8,6 +8,7 @@ import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
 import { evolve, evolveKept, keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
 import { ComponentsJson } from '../core/components-json.js';
+import { TtlSourceSchema } from '../core/effective-ttl.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/ttl-overrides.js';
 import { APPLY_EVENTS_LUA, REPLACE_OVERRIDES_LUA } from './lua-scripts.js';
@@ -22,7 +23,13 @@ import { markServedCommand, type ServedEntry } from './served-markers.js';
  */
 const StoredCardState = z.object({
   data: z
-    .object({ components: z.array(z.any()).nullable(), ttlSeconds: z.number(), fetchedAt: z.number(), upstream: z.string() })
+    .object({
+      components: z.array(z.any()).nullable(),
+      ttlSeconds: z.number(),
+      fetchedAt: z.number(),
+      upstream: z.string(),
+      ttlSource: TtlSourceSchema.optional(),
+    })
     .nullable(),
   failure: z
     .object({ kind: z.enum(['retriable', 'integration']), at: z.number(), detail: z.string(), status: z.number().nullable() })

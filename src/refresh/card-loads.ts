@@ -4,7 +4,7 @@
  */
 import type { CardRef } from '../core/card-ref.js';
 import type { CardStateEvent } from '../core/card-events.js';
-import { effectiveTtlSeconds } from '../core/effective-ttl.js';
+import { effectiveTtl } from '../core/effective-ttl.js';
 import type { RefreshTrigger } from '../core/refresh-trigger.js';
 import type { UpstreamFailure } from '../core/upstream-failure.js';
 import type { UpstreamResult } from '../upstream/upstream-client.js';
@@ -29,12 +29,14 @@ export function eventsForResult(refs: readonly CardRef[], result: UpstreamResult
       return failedEvent(ref, { kind: 'integration', detail, status: 200 }, ctx);
     }
     const info = ctx.cardInfo(ref.cardKey);
+    const ttl = effectiveTtl(info.overrideTtlSeconds, card.timeToLiveSeconds, info.ttlSeconds);
     return {
       type: 'card.refreshed',
       data: {
         ...identity(ref, ctx),
         components: card.components,
-        ttlSeconds: effectiveTtlSeconds(info.overrideTtlSeconds, card.timeToLiveSeconds, info.ttlSeconds),
+        ttlSeconds: ttl.seconds,
+        ttlSource: ttl.source,
         fetchedAt: new Date(ctx.now).toISOString(),
         upstream: info.upstream,
         durationMs: result.durationMs,

@@ -145,6 +145,7 @@ describe('eventsForResult: an ok envelope', () => {
         ...identity(refs[0]!),
         components: TEXT('Plan: Pro'),
         ttlSeconds: 300, // upstream null → configured
+        ttlSource: 'config',
         fetchedAt: NOW_ISO,
         upstream: 'billing',
         durationMs: 2500,
@@ -157,6 +158,7 @@ describe('eventsForResult: an ok envelope', () => {
         ...identity(refs[2]!),
         components: TEXT('Usage: 80%'),
         ttlSeconds: 30, // override beats upstream 900
+        ttlSource: 'override',
         fetchedAt: NOW_ISO,
         upstream: 'billing',
         durationMs: 2500,
@@ -187,14 +189,14 @@ describe('eventsForResult: an ok envelope', () => {
 describe('eventsForResult: TTL precedence into ttlSeconds', () => {
   const cardInfo = (overrideTtlSeconds: number | null) => () => ({ upstream: 'billing', ttlSeconds: 300, overrideTtlSeconds });
 
-  it.each<[string, number | null, number | null, number]>([
-    ['override beats upstream', 45, 900, 45],
-    ['override beats upstream 0', 45, 0, 45],
-    ['override beats configured', 45, null, 45],
-    ['upstream beats configured', null, 900, 900],
-    ['upstream 0 is respected', null, 0, 0],
-    ['configured when upstream gives none', null, null, 300],
-  ])('%s', (_name, override, upstreamTtl, expected) => {
+  it.each<[string, number | null, number | null, number, string]>([
+    ['override beats upstream', 45, 900, 45, 'override'],
+    ['override beats upstream 0', 45, 0, 45, 'override'],
+    ['override beats configured', 45, null, 45, 'override'],
+    ['upstream beats configured', null, 900, 900, 'upstream'],
+    ['upstream 0 is respected', null, 0, 0, 'upstream'],
+    ['configured when upstream gives none', null, null, 300, 'config'],
+  ])('%s', (_name, override, upstreamTtl, expected, source) => {
     const result: UpstreamResult = {
       ok: true,
       cards: new Map<string, UpstreamCardResult>([['plan', { ok: true, components: TEXT('x'), timeToLiveSeconds: upstreamTtl }]]),
@@ -202,7 +204,7 @@ describe('eventsForResult: TTL precedence into ttlSeconds', () => {
     };
     const [event] = eventsForResult([ref('plan')], result, { ...CTX, cardInfo: cardInfo(override) });
     expect(event?.type).toBe('card.refreshed');
-    if (event?.type === 'card.refreshed') expect(event.data.ttlSeconds).toBe(expected);
+    if (event?.type === 'card.refreshed') expect([event.data.ttlSeconds, event.data.ttlSource]).toEqual([expected, source]);
   });
 
   it('reads timeToLiveSeconds from a parsed upstream body', () => {

@@ -9,7 +9,14 @@ import type { z } from 'zod';
 import { describeZodIssues } from '../../core/describe-zod-issues.js';
 import { bearerTokenMatches } from '../../admin/admin-token.js';
 import type { AdminOperations } from '../../admin/admin-operations.js';
-import { EventQuerySchema, InvalidateRequestSchema, TtlOverrideRequestSchema } from '../../admin/admin-requests.js';
+import {
+  CustomerCardsQuerySchema,
+  CustomerSearchSchema,
+  EventQuerySchema,
+  InvalidateRequestSchema,
+  TtlOverrideRequestSchema,
+} from '../../admin/admin-requests.js';
+import type { Overview } from '../../observability/overview.js';
 import { handleError, sendError } from '../errors.js';
 import { MAX_BODY_BYTES } from './cards.js';
 
@@ -17,6 +24,8 @@ import { MAX_BODY_BYTES } from './cards.js';
 export interface AdminRouteOptions {
   readonly token: string;
   readonly operations: AdminOperations;
+  /** This process's metrics, summarized for the console's live overview (`GET /admin/overview`). */
+  readonly overview?: () => Promise<Overview>;
 }
 
 type Parsed<T> = { ok: true; value: T } | { ok: false };
@@ -70,10 +79,34 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
   });
 
   app.get('/events', async (request, reply) => {
-    const query = EventQuerySchema.safeParse(request.query ?? {});
-    if (!query.success) return sendError(reply, 400, 'invalid_request', describeZodIssues(query.error).join('; '));
-    return { events: await operations.events(query.data) };
+    const query = parseQuery(request, reply, EventQuerySchema);
+    if (!query.ok) return reply;
+    return { events: await operations.events(query.value) };
   });
+
+  app.get('/customers', async (request, reply) => {
+    const query = parseQuery(request, reply, CustomerSearchSchema);
+    if (!query.ok) return reply;
+    return { customers: await operations.searchCustomers(query.value) };
+  });
+
+  app.get('/customers/:customerId/cards', async (request, reply) => {
+    const query = parseQuery(request, reply, CustomerCardsQuerySchema);
+    if (!query.ok) return reply;
+    const customerId = (request.params as { customerId: string }).customerId;
+    return operations.customerCards({ workspaceId: query.value.workspaceId, customerId });
+  });
+
+  const overview = opts.overview;
+  if (overview) app.get('/overview', async () => overview());
+}
+
+/** Validates the query string; on failure the 400 has been sent. */
+function parseQuery<S extends z.ZodType>(request: FastifyRequest, reply: FastifyReply, schema: S): Parsed<z.output<S>> {
+  const parsed = schema.safeParse(request.query ?? {});
+  if (parsed.success) return { ok: true, value: parsed.data };
+  sendError(reply, 400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
+  return { ok: false };
 }
 
 function unknownCard(reply: FastifyReply, key: string): FastifyReply {
