@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CARD_EVENT_TYPES } from '../core/card-events.js';
 import { CardKeySchema } from '../core/plain-protocol.js';
+import { boundedText, IdentifierSchema } from '../core/identifiers.js';
 
 /** The longest TTL override accepted: ten years keeps every derived expiry a valid Redis PX. */
 export const MAX_TTL_OVERRIDE_SECONDS = 315_360_000;
@@ -23,7 +24,7 @@ export type TtlOverrideRequest = z.output<typeof TtlOverrideRequestSchema>;
 export const CUSTOMER_SELECTORS = ['customerId', 'email', 'externalId'] as const;
 export type CustomerSelectorKind = (typeof CUSTOMER_SELECTORS)[number];
 
-const identifier = z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters');
+const identifier = IdentifierSchema.min(1, 'must not be empty');
 
 type SelectorFields = { readonly [K in CustomerSelectorKind]?: string | null | undefined };
 
@@ -60,7 +61,7 @@ export const InvalidateRequestSchema = z
     workspaceId: identifier.nullish(),
     cardKeys: z.array(CardKeySchema).min(1, 'must list at least one card key').max(100, 'may list at most 100 card keys').nullish(),
     refresh: z.boolean().default(false),
-    reason: z.string().min(1, 'must not be empty').max(500, 'must be at most 500 characters').optional(),
+    reason: boundedText(500).min(1, 'must not be empty').optional(),
   })
   .check(requireOneSelector)
   .transform((body) => {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { CardComponentsSchema, type CardComponent } from './components.js';
 import { describeZodIssues } from './describe-zod-issues.js';
+import { EmailSchema, IdentifierSchema } from './identifiers.js';
 
 /** Characters allowed in a card key by Plain (`[a-zA-Z0-9_-]+`), anchored. */
 export const CARD_KEY_PATTERN = /^[a-zA-Z0-9_-]+$/;
@@ -21,8 +22,8 @@ export const CardKeySchema = z
 export type CardKey = z.output<typeof CardKeySchema>;
 
 const ExternalRef = z.object({
-  id: z.string(),
-  externalId: z.string().nullish(),
+  id: IdentifierSchema,
+  externalId: IdentifierSchema.nullish(),
 });
 
 /**
@@ -34,9 +35,9 @@ const ExternalRef = z.object({
 export const CardsRequestSchema = z.object({
   cardKeys: z.array(CardKeySchema).min(1).max(25),
   customer: z.object({
-    id: z.string().min(1),
-    email: z.string().nullish(),
-    externalId: z.string().nullish(),
+    id: IdentifierSchema.min(1),
+    email: EmailSchema.nullish(),
+    externalId: IdentifierSchema.nullish(),
   }),
   thread: ExternalRef.nullish(),
   tenant: ExternalRef.nullish(),
