@@ -10,7 +10,7 @@
 # The health check asks /healthz on 127.0.0.1:$PORT (default 8080). A config with another
 # listen.port should set PORT too (PORT overrides listen.port), or override the health check.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: all dependencies, TypeScript compiled to dist/ ----------------------------------
 FROM ${NODE_IMAGE} AS build

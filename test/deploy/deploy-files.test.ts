@@ -225,7 +225,7 @@ const prometheus = readYaml('deploy/prometheus/prometheus.yml');
 describe('deploy/cardproxy.compose.json', () => {
   it('validates with parseConfig given the environment compose passes', () => {
     expect(composeConfig.budgetMs).toBe(2000);
-    expect(composeConfig.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(composeConfig.listen).toEqual({ host: '0.0.0.0', port: 8080, tls: null, opsPort: null });
     expect(composeConfig.redis.url).toBe('redis://redis:6379');
     expect(composeConfig.admin.token).toBe(COMPOSE_ENV.CARDPROXY_ADMIN_TOKEN);
     expect(composeConfig.plain.signingSecrets).toEqual([COMPOSE_ENV.PLAIN_SIGNING_SECRET]);
@@ -256,9 +256,9 @@ describe('Dockerfile and .dockerignore', () => {
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
 
-  it('is multi-stage on node 20 and runs the CLI as the non-root node user', () => {
+  it('is multi-stage on node 24 (an LTS line) and runs the CLI as the non-root node user', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    expect(dockerfile).toMatch(/node:20-bookworm-slim/);
+    expect(dockerfile).toMatch(/node:24-bookworm-slim/);
     expect(instructions).toContain('RUN npm ci --no-audit --no-fund');
     expect(instructions.some((line) => /^RUN npm run build\b/.test(line))).toBe(true);
     expect(runtime.some((line) => /^RUN npm ci --omit=dev\b/.test(line))).toBe(true);
