@@ -9,6 +9,7 @@ import { verifySignature } from '../../core/signature.js';
 import { ComponentsJson } from '../../core/components-json.js';
 import type { CardResolver, PlainCard } from '../../service/card-resolver.js';
 import { sendError } from '../errors.js';
+import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';
 
 export interface CardsRouteOptions {
   readonly resolver: CardResolver;
@@ -66,7 +67,11 @@ export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions)
       },
       'cards answered',
     );
-    return reply.type('application/json; charset=utf-8').serializer(serializeCardsAnswer).send({ cards: result.cards });
+    return reply
+      .type('application/json; charset=utf-8')
+      .header(CACHE_STATUS_HEADER, cacheStatusHeader(parsed.data.cardKeys, result.outcomes))
+      .serializer(serializeCardsAnswer)
+      .send({ cards: result.cards });
   });
 }
 

@@ -1,0 +1,56 @@
+/**
+ * The `Cardproxy-Cache` header of `/cards`: one entry per requested card, in request order, for
+ * every kind of answer (fresh, stale, refreshed, placeholder, error, unknown), bounded in size.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { cacheStatusHeader, CACHE_STATUS_MAX_BYTES } from '../../src/http/cache-status.js';
+import type { KeyOutcome } from '../../src/service/card-resolver.js';
+import { cardsReply } from '../helpers/fake-upstream.js';
+import { cardsBody, cleanupProxies, ManualClock, startTestProxy, startTestUpstream, testConfig, type TestProxy } from '../helpers/harness.js';
+
+afterEach(cleanupProxies);
+
+async function cacheStatus(proxy: TestProxy, keys: string[], customerId: string): Promise<string | undefined> {
+  const res = await proxy.app.inject({
+    method: 'POST',
+    url: '/cards',
+    headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_header' },
+    payload: JSON.stringify(cardsBody(keys, customerId)),
+  });
+  expect(res.statusCode).toBe(200);
+  return res.headers['cardproxy-cache'] as string | undefined;
+}
+
+describe('Cardproxy-Cache header', () => {
+  it('says how each card was answered: refreshed, fresh, stale, placeholder, error, unknown', async () => {
+    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call) }));
+    const clock = new ManualClock();
+    const config = testConfig(legacy.url, { budgetMs: 400, defaults: { ttlSeconds: 60 } });
+    const proxy = await startTestProxy(config, 'start', { clock });
+
+    expect(await cacheStatus(proxy, ['beta', 'nope', 'alpha'], 'c_1')).toBe('beta=refreshed; nope=unknown; alpha=refreshed');
+    expect(await cacheStatus(proxy, ['alpha', 'beta'], 'c_1')).toBe('alpha=fresh; beta=fresh');
+    clock.advance(61_000);
+    expect(await cacheStatus(proxy, ['alpha'], 'c_1')).toBe('alpha=stale');
+
+    legacy.setHandler((call) => ({ delayMs: 1500, body: cardsReply(call) }));
+    expect(await cacheStatus(proxy, ['alpha'], 'c_2')).toBe('alpha=placeholder');
+
+    legacy.setHandler(() => ({ status: 404 }));
+    expect(await cacheStatus(proxy, ['beta'], 'c_3')).toBe('beta=error');
+  });
+
+  it(`stays within ${CACHE_STATUS_MAX_BYTES} bytes, counting the cards that do not fit`, () => {
+    const keys = Array.from({ length: 25 }, (_, i) => `${String(i).padStart(2, '0')}-${'k'.repeat(100)}`);
+    const outcomes: KeyOutcome[] = keys.map((key) => ({ key, result: 'fresh', source: 'cache', ms: 1 }));
+    const value = cacheStatusHeader(keys, outcomes);
+    expect(value.length).toBeLessThanOrEqual(CACHE_STATUS_MAX_BYTES);
+    const entries = value.split('; ');
+    const shown = entries.slice(0, -1);
+    expect(shown.every((entry, i) => entry === `${keys[i]}=fresh`)).toBe(true);
+    expect(entries.at(-1)).toBe(`+${25 - shown.length} more`);
+    expect(shown).toHaveLength(9);
+    // Short keys all fit, without a count.
+    expect(cacheStatusHeader(['a', 'b'], [{ key: 'a', result: 'miss', source: 'placeholder', ms: 1 }, { key: 'b', result: 'negative', source: 'error', ms: 1 }])).toBe('a=placeholder; b=error');
+  });
+});
