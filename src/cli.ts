@@ -7,6 +7,7 @@ import type { AdminCommandOptions, CommandEnv } from './cli/admin-commands.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger } from './observability/logger.js';
+import { configSecrets } from './config/secrets.js';
 import type { Role } from './runtime/cardproxy.js';
 import { VERSION } from './version.js';
 
@@ -114,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
       if (!config) return 2;
       const env: CommandEnv = {
         // Logs go to stderr, so that stdout holds only the command's output.
-        log: createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: process.stderr }),
+        log: createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: process.stderr, secrets: configSecrets(config) }),
         out: (text) => process.stdout.write(text),
         err: (text) => process.stderr.write(text),
       };
@@ -155,7 +156,7 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   if (!file) return usageError(`${role} needs --config FILE or CARDPROXY_CONFIG`);
   const config = loadConfigOrReport(file);
   if (!config) return 2;
-  const log = createLogger();
+  const log = createLogger({ secrets: configSecrets(config) });
   const { startCardproxy } = await import('./runtime/cardproxy.js');
   const { TlsFileError } = await import('./http/tls.js');
   let proxy: Awaited<ReturnType<typeof startCardproxy>>;

@@ -32,12 +32,56 @@ export function redactUrlCredentials(text: string): string {
   return text.includes('@') ? text.replace(URL_CREDENTIALS, '$1[redacted]@') : text;
 }
 
-export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
+/**
+ * An error as a log line shows it: pino's standard form, without the arguments of a failed Redis
+ * command. ioredis puts the command on its errors, so a `WRONGPASS` (a rotated password) carried
+ * `command: { name: 'auth', args: [<password>] }`; only the command's name is kept, here and in
+ * the errors it wraps (`cause`, `previousErrors`).
+ */
+export function serializeError(err: unknown): unknown {
+  return scrubCommands(pino.stdSerializers.err(err as Error), 0);
+}
+
+function scrubCommands(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null || depth > 4) return value;
+  if (Array.isArray(value)) return value.map((item) => scrubCommands(item instanceof Error ? pino.stdSerializers.err(item) : item, depth + 1));
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  const command = out.command;
+  if (typeof command === 'object' && command !== null) out.command = { name: (command as { name?: unknown }).name };
+  for (const key of ['cause', 'previousErrors', 'errors']) {
+    const inner = out[key];
+    if (inner !== undefined) out[key] = scrubCommands(inner instanceof Error ? pino.stdSerializers.err(inner) : inner, depth + 1);
+  }
+  return out;
+}
+
+/** Values shorter than this are not scrubbed from lines: they would match ordinary words. */
+const MIN_SECRET_LENGTH = 6;
+
+/**
+ * Replaces every occurrence of a configured secret in a written line, however it got there (an
+ * error message of some library, a header echoed back): the last line of defence after the
+ * redaction paths and the error serializer.
+ */
+function secretScrubber(secrets: readonly string[]): (line: string) => string {
+  const forms = [...new Set(secrets.filter((s) => s.length >= MIN_SECRET_LENGTH).flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]))];
+  // Longest first, so a secret that contains another is replaced whole.
+  forms.sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return redactUrlCredentials;
+  return (line) => {
+    let out = redactUrlCredentials(line);
+    for (const form of forms) if (out.includes(form)) out = out.split(form).join('[redacted]');
+    return out;
+  };
+}
+
+export function createLogger(opts: { level?: string; destination?: DestinationStream; secrets?: readonly string[] } = {}): Logger {
   const options = {
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
     base: { service: 'cardproxy', pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    hooks: { streamWrite: redactUrlCredentials },
+    serializers: { err: serializeError },
+    hooks: { streamWrite: secretScrubber(opts.secrets ?? []) },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   // Asynchronous writes keep logging off the request's critical path; pino flushes on exit.

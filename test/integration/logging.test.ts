@@ -161,6 +161,30 @@ describe('secrets', () => {
   });
 });
 
+describe('errors carrying secrets', () => {
+  it('keeps only the name of a failed Redis command on a logged error, also on the errors it wraps', () => {
+    const sink = new LogSink();
+    const log = createLogger({ destination: sink });
+    const wrongpass = Object.assign(new Error('WRONGPASS invalid username-password pair'), { command: { name: 'auth', args: ['s3cret-password'] } });
+    const wrapper = Object.assign(new Error('could not connect', { cause: wrongpass }), { previousErrors: [wrongpass] });
+    log.warn({ err: wrapper }, 'redis connection error');
+    expect(sink.raw.join('\n')).not.toContain('s3cret-password');
+    const err = sink.lines[0]!.err as any;
+    expect(err.previousErrors[0].command).toEqual({ name: 'auth' });
+    // The error object itself is left untouched.
+    expect(wrongpass.command.args).toEqual(['s3cret-password']);
+  });
+
+  it('scrubs the secrets it is given from every line, whatever field they hide in', () => {
+    const sink = new LogSink();
+    const log = createLogger({ destination: sink, secrets: ['Bearer upstream-token-42', 'upstream-token-42', 'short'] });
+    log.warn({ detail: 'upstream said: bad token upstream-token-42', nested: { h: 'Bearer upstream-token-42' } }, 'x short');
+    expect(sink.raw[0]).not.toContain('upstream-token-42');
+    expect(sink.lines[0]!.detail).toBe('upstream said: bad token [redacted]');
+    expect(sink.lines[0]!.msg).toBe('x short'); // too short to be told from ordinary words
+  });
+});
+
 describe('LOG_LEVEL', () => {
   it('sets the level of createLogger when none is given', () => {
     const previous = process.env.LOG_LEVEL;

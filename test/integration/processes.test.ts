@@ -15,6 +15,7 @@ import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../hel
 import { cardsBody, deleteByPrefix, redisUrl } from '../helpers/harness.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { freePort } from '../helpers/free-port.js';
+import { startPrivateRedis } from '../helpers/private-redis.js';
 import { keyLayout } from '../../src/redis/keys.js';
 import { DEFAULT_ERROR_COMPONENTS } from '../../src/config/card-policy.js';
 
@@ -397,6 +398,41 @@ describe('workers', () => {
     expect(cards.status).toBe(404);
     expect(cards.body).toMatchObject({ error: expect.any(String), message: expect.any(String) });
     expect(legacy.calls).toHaveLength(0);
+  });
+});
+
+describe('secrets', () => {
+  it('logs no Redis password, old or new, when the password is rotated under a running process', async () => {
+    const OLD = 'old-redis-password-8f3a91';
+    const NEW = 'new-redis-password-2b7c44';
+    const redis = await startPrivateRedis(['--requirepass', OLD]);
+    try {
+      const legacy = await upstream();
+      const config = await configFor(legacy.url);
+      config.redis.url = redis.url(OLD);
+      const node = await startNode('start', config);
+      expect((await postCards(node, cardsBody(['alpha', 'beta'], 'c_rotate'))).status).toBe(200);
+
+      // Rotate: new password, every connection dropped; the process reconnects with the old one.
+      const admin = redis.client(OLD);
+      await admin.config('SET', 'requirepass', NEW);
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal').catch(() => {});
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub').catch(() => {});
+      admin.disconnect();
+      await until(() => /WRONGPASS/.test(node.proc.stdout()), 10_000, 'the rejected password to be logged', node.proc);
+      await until(async () => (await getStatus(node, '/readyz')).status === 503, 10_000, '/readyz to answer 503', node.proc);
+      expect((await postCards(node, cardsBody(['alpha', 'beta'], 'c_rotated'))).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 1500)); // let every connection retry and log
+
+      const lines = `${node.proc.stdout()}\n${node.proc.stderr()}`.split('\n').filter(Boolean);
+      expect(lines.length).toBeGreaterThan(3);
+      const leaking = lines.filter((line) => line.includes(OLD) || line.includes(NEW) || line.includes(encodeURIComponent(OLD)));
+      expect(leaking).toEqual([]);
+      // The failed command is still named, without its arguments.
+      expect(node.proc.stdout()).toMatch(/"command":\{"name":"auth"\}/);
+    } finally {
+      await redis.stop();
+    }
   });
 });
 
