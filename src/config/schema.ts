@@ -92,9 +92,6 @@ const RedisSchema = z.strictObject({
     .default('cardproxy'),
 });
 
-const PlainSchema = z.strictObject({
-  signingSecrets: z.array(nonEmptyString).default([]),
-});
 
 const AdminSchema = z.strictObject({
   token: nonEmptyString.nullable().default(null),
@@ -160,6 +157,24 @@ const HttpUrlSchema = z
       return true;
     }
   }, 'must not contain credentials (user:password@); send them in headers, e.g. "Authorization"');
+
+/**
+ * Plain's GraphQL API (SPEC 11), used to push a reload of a card Plain holds a placeholder or
+ * error copy of. `apiKey` is a machine user's key; it only ever goes into the Authorization header.
+ */
+const PlainApiSchema = z.strictObject({
+  url: HttpUrlSchema.default('https://core-api.uk.plain.com/graphql/v1'),
+  apiKey: nonEmptyString,
+  pushReload: z.boolean().default(true),
+  /** Calls to Plain's API per process and minute (Plain allows 450 to 1000 per key, by plan). */
+  maxRequestsPerMinute: int(1, 100_000).default(300),
+});
+
+const PlainSchema = z.strictObject({
+  signingSecrets: z.array(nonEmptyString).default([]),
+  /** Absent or null: no calls to Plain's API. */
+  api: PlainApiSchema.nullable().default(null),
+});
 
 /**
  * Header names are trimmed; two names equal after trimming (case-insensitively) are an error, as
@@ -300,4 +315,5 @@ export type UpstreamConfig = Config['upstreams'][string];
 export type CardConfig = Config['cards'][string];
 export type CardDefaults = Config['defaults'];
 export type CardScope = z.output<typeof ScopeSchema>;
+export type PlainApiConfig = NonNullable<Config['plain']['api']>;
 export type TlsConfig = NonNullable<Config['listen']['tls']>;

@@ -14,6 +14,8 @@ export const REDACT_PATHS = [
   'headers["plain-request-signature"]',
   'config.plain.signingSecrets',
   'config.admin.token',
+  'config.plain.api.apiKey',
+  '*.apiKey',
   'config.upstreams.*.headers',
   'config.upstreams.*.signingSecret',
   '*.signingSecret',

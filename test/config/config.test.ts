@@ -43,7 +43,7 @@ describe('parseConfig: defaults', () => {
     expect(config).toEqual({
       listen: { host: '0.0.0.0', port: 8080, tls: null, opsPort: null },
       redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'cardproxy' },
-      plain: { signingSecrets: [] },
+      plain: { signingSecrets: [], api: null },
       admin: { token: null },
       budgetMs: 10000,
       defaults: {
@@ -576,5 +576,27 @@ describe('listen.tls and listen.opsPort', () => {
       );
     }
     expect(() => parseConfig({ ...minimal(), listen: { port: 8080, opsPort: 8080 } }, NO_ENV)).toThrow('listen.opsPort: must differ from listen.port');
+  });
+});
+
+describe('plain.api (SPEC 11)', () => {
+  it('is off by default and when null; fills url, pushReload and maxRequestsPerMinute', () => {
+    expect(parseConfig(minimal(), NO_ENV).plain.api).toBeNull();
+    expect(parseConfig({ ...minimal(), plain: { api: null } }, NO_ENV).plain.api).toBeNull();
+    const config = parseConfig({ ...minimal(), plain: { api: { apiKey: '${PLAIN_API_KEY}' } } }, { PLAIN_API_KEY: 'plainApiKey_x' });
+    expect(config.plain.api).toEqual({
+      url: 'https://core-api.uk.plain.com/graphql/v1',
+      apiKey: 'plainApiKey_x',
+      pushReload: true,
+      maxRequestsPerMinute: 300,
+    });
+  });
+
+  it('names each bad field', () => {
+    const raw = { ...minimal(), plain: { api: { url: 'ftp://plain', apiKey: '', pushReload: 'yes', maxRequestsPerMinute: 0, extra: 1 } } };
+    expect(pathsOf(issuesOf(raw))).toEqual(
+      ['plain.api.apiKey', 'plain.api.extra', 'plain.api.maxRequestsPerMinute', 'plain.api.pushReload', 'plain.api.url'].sort(),
+    );
+    expect(pathsOf(issuesOf({ ...minimal(), plain: { api: {} } }))).toEqual(['plain.api.apiKey']);
   });
 });
