@@ -6,6 +6,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
 
 export type UpstreamOutcome = 'ok' | 'retriable_error' | 'integration_error';
+/** How a push reload to Plain (SPEC 11) turned out. */
+export type PlainReloadOutcome = 'ok' | 'error' | 'rate_limited' | 'skipped';
+export const PLAIN_RELOAD_OUTCOMES: readonly PlainReloadOutcome[] = ['ok', 'error', 'rate_limited', 'skipped'];
 export type QueueState = 'waiting' | 'active' | 'delayed' | 'failed';
 export type QueueDepthSource = () => Promise<Array<{ upstream: string; state: QueueState; count: number }>>;
 
@@ -26,6 +29,7 @@ export class Metrics {
   readonly refreshJobs: Gauge<'upstream' | 'state'>;
   readonly eventsAppended: Counter<'type'>;
   readonly unknownCardKeys: Counter;
+  readonly plainReloads: Counter<'outcome'>;
   readonly refreshesEnqueued: Counter<'upstream' | 'trigger'>;
   readonly warmingDropped: Counter<'upstream'>;
   readonly webhooks: Counter<'type' | 'outcome'>;
@@ -102,6 +106,13 @@ export class Metrics {
       help: 'Requested card keys that are not configured (answered with no card).',
       registers,
     });
+    this.plainReloads = new Counter({
+      name: 'cardproxy_plain_reloads_total',
+      help: "Reloads pushed to Plain's API for cards Plain held a placeholder or error copy of, by outcome (skipped: card key unknown to Plain).",
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of PLAIN_RELOAD_OUTCOMES) this.plainReloads.inc({ outcome }, 0);
     this.refreshesEnqueued = new Counter({
       name: 'cardproxy_refreshes_enqueued_total',
       help: 'Card refreshes put on a queue, by upstream and trigger (request, reload, warm, ahead, invalidate).',

@@ -12,6 +12,7 @@ import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
 import type { CardStore, RefreshNotice } from '../redis/card-store.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PushReloads } from '../plain/push-reloads.js';
 import { callUpstream } from '../upstream/upstream-client.js';
 import { callOutcome, eventsForResult, type LoadContext } from './card-loads.js';
 import { RefreshJobDataSchema, type RefreshJobData } from './refresh-job.js';
@@ -22,6 +23,8 @@ export interface ProcessorDeps {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Set when `plain.api.pushReload` is on: told about every card this worker lands with data. */
+  readonly pushReloads?: Pick<PushReloads, 'cardsLanded'>;
 }
 
 export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup) {
@@ -66,6 +69,8 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     const events = eventsForResult(toLoad, result, await loadContext(deps, data));
     // The store counts the appended events (cardproxy_events_appended_total).
     await store.applyCardEvents(events, { release, notice: noticeFor(events, alreadyDone) });
+    // The cards are in the cache now: only from here may Plain be asked to reload them.
+    deps.pushReloads?.cardsLanded(events.flatMap((e) => (e.type === 'card.refreshed' ? [refOf(e.data)] : [])));
 
     if (result.ok) {
       log.info(jobLog, 'refresh job');
@@ -103,6 +108,10 @@ async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], requestedAt:
     const fetchedAt = states[i]?.data?.fetchedAt;
     return fetchedAt === undefined || fetchedAt < requestedAt;
   });
+}
+
+function refOf({ workspaceId, customerId, threadId, cardKey }: CardRef): CardRef {
+  return { workspaceId, customerId, threadId, cardKey };
 }
 
 function notice(refs: readonly CardRef[], outcome: 'refreshed' | 'failed'): RefreshNotice {

@@ -18,6 +18,7 @@ import { createLogger } from '../observability/logger.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
 import { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import { RefreshWorkers } from '../refresh/refresh-workers.js';
+import { createPushReloads, type PushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { CardResolver } from '../service/card-resolver.js';
 import { AdminOperations } from '../admin/admin-operations.js';
@@ -102,18 +103,23 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let workers: RefreshWorkers | undefined;
   let jobRedis: Redis | undefined;
+  let pushReloads: PushReloads | undefined;
   if (works) {
     const applyConcurrency = () =>
       scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err, component: 'refresh-scheduler' }, 'could not set global concurrency'));
     if (redisReady) await applyConcurrency();
     else redis.once('ready', () => void applyConcurrency());
     jobRedis = createJobConnection(config.redis.url, redisLog);
+    // Reloads are pushed to Plain by the worker that lands a card (src/plain/push-reloads.ts says why).
+    if (config.plain.api?.pushReload) {
+      pushReloads = createPushReloads(config.plain.api, { redis: jobRedis, keys, clock, metrics, log: log.child({ component: 'plain-api' }) });
+    }
     workers = new RefreshWorkers({
       redisUrl: config.redis.url,
       keys,
       groups: groups.groups,
       tuning: config.worker,
-      deps: { store: storeFor(jobRedis), policies, clock, metrics, log },
+      deps: { store: storeFor(jobRedis), policies, clock, metrics, log, ...(pushReloads ? { pushReloads } : {}) },
       log: log.child({ component: 'refresh-worker' }),
     });
     workers.start();
@@ -211,6 +217,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log.info({ role }, 'shutting down');
       await Promise.all([app.close(), opsApp?.close()]);
       await workers?.close();
+      await pushReloads?.close();
       jobRedis?.disconnect();
       await scheduler.close();
       subscriber?.disconnect();

@@ -68,7 +68,7 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
     text = await readBounded(response, MAX_RESPONSE_BYTES);
   } catch (err) {
     const timedOut = timeout.aborted;
-    return { ok: false, failure: transportFailure(timedOut, target.timeoutMs, describe(err)), durationMs: elapsed() };
+    return { ok: false, failure: transportFailure(timedOut, target.timeoutMs, describeFetchError(err)), durationMs: elapsed() };
   }
 
   let json: unknown;
@@ -82,7 +82,8 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
   return { ok: true, cards: parsed.cards, durationMs: elapsed() };
 }
 
-async function readBounded(response: Response, limit: number): Promise<string> {
+/** Reads a response body of at most `limit` bytes (else throws). */
+export async function readBounded(response: Response, limit: number): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? 0);
   if (declared > limit) throw new Error(`response of ${declared} bytes exceeds ${limit}`);
   if (!response.body) return '';
@@ -96,7 +97,8 @@ async function readBounded(response: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function describe(err: unknown): string {
+/** The most telling cause of a failed fetch (e.g. ECONNREFUSED). */
+export function describeFetchError(err: unknown): string {
   if (err instanceof Error) {
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     return cause?.code ?? cause?.message ?? err.message;
