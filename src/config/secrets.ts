@@ -1,12 +1,13 @@
 /**
  * The secrets a config holds, for the logger to scrub from every line: the Redis password, Plain's
- * signing secrets, the admin token, upstream header values and signing secrets.
+ * signing secrets and API key, the admin token, upstream header values and signing secrets.
  */
 import type { Config } from './schema.js';
 
 export function configSecrets(config: Config): string[] {
   const secrets: string[] = [...config.plain.signingSecrets];
   if (config.admin.token) secrets.push(config.admin.token);
+  if (config.plain.api) secrets.push(config.plain.api.apiKey);
   try {
     const url = new URL(config.redis.url);
     if (url.password) secrets.push(decodeURIComponent(url.password), url.password);

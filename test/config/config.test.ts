@@ -12,6 +12,7 @@ import {
 } from '../../src/config/load.js';
 import { resolveCardPolicies } from '../../src/config/card-policy.js';
 import { ConfigSchema, type Config } from '../../src/config/schema.js';
+import { configSecrets } from '../../src/config/secrets.js';
 
 /** Tests never read the real environment (the test setup sets REDIS_URL, for one). */
 const NO_ENV = {};
@@ -598,5 +599,10 @@ describe('plain.api (SPEC 11)', () => {
       ['plain.api.apiKey', 'plain.api.extra', 'plain.api.maxRequestsPerMinute', 'plain.api.pushReload', 'plain.api.url'].sort(),
     );
     expect(pathsOf(issuesOf({ ...minimal(), plain: { api: {} } }))).toEqual(['plain.api.apiKey']);
+  });
+
+  it('is one of the secrets the logger scrubs from every line', () => {
+    const config = parseConfig({ ...minimal(), plain: { api: { apiKey: 'plainApiKey_s3cret' } } }, NO_ENV);
+    expect(configSecrets(config)).toContain('plainApiKey_s3cret');
   });
 });

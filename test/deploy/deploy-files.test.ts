@@ -66,6 +66,7 @@ export const SPEC_METRICS: Readonly<Record<string, { type: MetricType; labels: L
   // SPEC section 6 lists the event types the log has "at least": any value is allowed.
   cardproxy_events_appended_total: { type: 'counter', labels: { type: null } },
   cardproxy_unknown_card_keys_total: { type: 'counter', labels: {} },
+  cardproxy_plain_reloads_total: { type: 'counter', labels: { outcome: ['ok', 'error', 'rate_limited', 'skipped'] } },
 };
 
 /** prom-client's default metrics, registered with the prefix `cardproxy_`, that dashboards may use. */
