@@ -15,6 +15,8 @@ export interface CardPolicy extends ResolutionPolicy, RetentionPolicy {
   /** Fresh period of a loaded card when neither an override nor the upstream sets one. */
   readonly ttlSeconds: number;
   readonly scope: CardScope;
+  /** Warmed by webhooks and operator warming. */
+  readonly warm: boolean;
 }
 
 export const DEFAULT_PLACEHOLDER: readonly CardComponent[] = deepFreeze([
@@ -64,6 +66,8 @@ export function resolveCardPolicies(config: Config): ReadonlyMap<string, CardPol
       staleServeTtlSeconds: card.staleServeTtlSeconds ?? defaults.staleServeTtlSeconds,
       integrationErrorTtlSeconds: card.integrationErrorTtlSeconds ?? defaults.integrationErrorTtlSeconds,
       scope: card.scope ?? defaults.scope,
+      refreshAhead: card.refreshAhead ?? defaults.refreshAhead,
+      warm: card.warm ?? true,
       placeholder: card.placeholder ? deepFreeze(card.placeholder) : DEFAULT_PLACEHOLDER,
       errorComponents: card.errorComponents ? deepFreeze(card.errorComponents) : DEFAULT_ERROR_COMPONENTS,
     };

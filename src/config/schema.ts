@@ -107,6 +107,8 @@ const cardSettingShape = {
   staleServeTtlSeconds: int(1),
   integrationErrorTtlSeconds: int(1),
   scope: ScopeSchema,
+  /** Refresh-ahead lead as a fraction of the effective TTL (SPEC 10.3); 0 turns it off. */
+  refreshAhead: z.number().min(0).max(0.5),
 };
 
 const DefaultsSchema = z.strictObject({
@@ -116,6 +118,29 @@ const DefaultsSchema = z.strictObject({
   staleServeTtlSeconds: cardSettingShape.staleServeTtlSeconds.default(15),
   integrationErrorTtlSeconds: cardSettingShape.integrationErrorTtlSeconds.default(300),
   scope: cardSettingShape.scope.default('customer'),
+  refreshAhead: cardSettingShape.refreshAhead.default(0.2),
+});
+
+/** The thread events that warm the thread's customer by default (SPEC 10.1). */
+export const DEFAULT_WEBHOOK_EVENTS = [
+  'thread.thread_created',
+  'thread.email_received',
+  'thread.chat_received',
+  'thread.slack_message_received',
+  'thread.ms_teams_message_received',
+  'thread.discord_message_received',
+  'thread.thread_assignment_transitioned',
+] as const;
+
+const WarmingSchema = z.strictObject({
+  /** How far a webhook's delivery timestamp may be from now before it is refused as stale. */
+  webhookToleranceSeconds: int(1, 86_400).default(300),
+  /** Thread events that warm the thread's customer. */
+  webhookEvents: z
+    .array(z.string().regex(/^thread\.[a-z_]+$/, 'must be a Plain thread event type such as "thread.thread_created"'))
+    .default([...DEFAULT_WEBHOOK_EVENTS]),
+  /** Queued warming refreshes per upstream past which more warming is dropped (and counted). */
+  maxQueued: int(1, 10_000_000).default(10_000),
 });
 
 const EventsSchema = z.strictObject({
@@ -236,6 +261,9 @@ const CardSchema = z.strictObject({
   staleServeTtlSeconds: cardSettingShape.staleServeTtlSeconds.optional(),
   integrationErrorTtlSeconds: cardSettingShape.integrationErrorTtlSeconds.optional(),
   scope: cardSettingShape.scope.optional(),
+  refreshAhead: cardSettingShape.refreshAhead.optional(),
+  /** Warmed by webhooks and operator warming (SPEC 10); false opts the card out. */
+  warm: z.boolean().optional(),
   placeholder: CardComponentsSchema.optional(),
   errorComponents: CardComponentsSchema.optional(),
 });
@@ -300,6 +328,7 @@ export const ConfigSchema = z
     defaults: DefaultsSchema.prefault({}),
     events: EventsSchema.prefault({}),
     worker: WorkerSchema.prefault({}),
+    warming: WarmingSchema.prefault({}),
     upstreams: z.record(z.string(), UpstreamSchema),
     cards: z.record(z.string(), CardSchema),
   })

@@ -13,6 +13,8 @@ export interface ResolutionPolicy {
   readonly placeholderTtlSeconds: number;
   readonly staleServeTtlSeconds: number;
   readonly integrationErrorTtlSeconds: number;
+  /** Refresh-ahead lead as a fraction of the effective TTL (0 to 0.5; 0: off). */
+  readonly refreshAhead: number;
   readonly placeholder: readonly CardComponent[];
   readonly errorComponents: readonly CardComponent[];
 }
@@ -30,7 +32,8 @@ export interface CardAnswer {
 
 /** What a request does for one key; `kind` is the `result` label of cardproxy_card_lookups_total. */
 export type Lookup =
-  | { readonly kind: 'fresh'; readonly answer: CardAnswer }
+  /** `refreshAhead`: served inside its refresh-ahead lead; refresh it in the background. */
+  | { readonly kind: 'fresh'; readonly answer: CardAnswer; readonly refreshAhead?: true }
   | { readonly kind: 'stale'; readonly answer: CardAnswer } // serve now, refresh in the background
   | { readonly kind: 'negative'; readonly answer: CardAnswer } // integration error cached: no upstream call
   | { readonly kind: 'miss' } // refresh and wait within the budget
@@ -49,6 +52,37 @@ export function freshSecondsLeft(now: number, data: NonNullable<ServedCardState[
   return Math.max(1, left);
 }
 
+/** When a card's refresh-ahead lead begins (ms): `refreshAhead × effective TTL` before it expires. */
+export function leadStartsAt(data: NonNullable<ServedCardState['data']>, refreshAhead: number): number {
+  const ttlMs = data.ttlSeconds * SECOND;
+  return data.fetchedAt + ttlMs - refreshAhead * ttlMs;
+}
+
+/**
+ * The `timeToLiveSeconds` of a fresh card (SPEC 5.2 with refresh-ahead, 10.3), and whether it is
+ * inside its lead.
+ *
+ * Plain caches each answer for the `timeToLiveSeconds` it was given and asks again only when that
+ * runs out, so the TTL we give decides when we next hear of the card. Told the seconds of
+ * freshness left, Plain would come back only once the card had expired and get the stale copy,
+ * while the refresh ran behind it. So outside the lead the TTL ends where the lead begins
+ * (rounded up, so Plain's copy expires inside the lead): Plain's next request then lands while
+ * the card is still fresh, is answered fresh, and starts one background refresh with the rest of
+ * the lead to finish. Inside the lead the TTL is at most `staleServeTtlSeconds`, so Plain asks
+ * again soon and picks up the new version within that time of its landing. An upstream that
+ * answers within the lead therefore never lets a watched card be served stale. With
+ * `refreshAhead` 0 the lead is empty and the TTL is exactly the seconds of freshness left.
+ */
+export function freshAnswerTtl(
+  now: number,
+  data: NonNullable<ServedCardState['data']>,
+  policy: Pick<ResolutionPolicy, 'refreshAhead' | 'staleServeTtlSeconds'>,
+): { ttlSeconds: number; inLead: boolean } {
+  const leadStart = leadStartsAt(data, policy.refreshAhead);
+  if (now < leadStart) return { ttlSeconds: Math.max(1, Math.ceil((leadStart - now) / SECOND)), inLead: false };
+  return { ttlSeconds: Math.min(freshSecondsLeft(now, data), policy.staleServeTtlSeconds), inLead: true };
+}
+
 function isFresh(now: number, state: ServedCardState): boolean {
   const data = state.data;
   return data !== null && state.invalidatedAt === null && now < data.fetchedAt + data.ttlSeconds * SECOND;
@@ -64,8 +98,8 @@ function negativeUntil(state: ServedCardState, policy: ResolutionPolicy): number
   return failure?.kind === 'integration' ? failure.at + policy.integrationErrorTtlSeconds * SECOND : -Infinity;
 }
 
-function cacheAnswer(now: number, data: NonNullable<ServedCardState['data']>, source: 'cache' | 'refreshed'): CardAnswer {
-  return { source, ttlSeconds: freshSecondsLeft(now, data), components: data.components };
+function cacheAnswer(now: number, data: NonNullable<ServedCardState['data']>, policy: ResolutionPolicy, source: 'cache' | 'refreshed'): CardAnswer {
+  return { source, ttlSeconds: freshAnswerTtl(now, data, policy).ttlSeconds, components: data.components };
 }
 
 function staleAnswer(data: NonNullable<ServedCardState['data']>, policy: ResolutionPolicy): CardAnswer {
@@ -87,7 +121,13 @@ function errorAnswer(policy: ResolutionPolicy, ttlSeconds: number): CardAnswer {
 export function lookupCard(now: number, state: ServedCardState | undefined, policy: ResolutionPolicy, isReload: boolean): Lookup {
   if (isReload) return { kind: 'reload' };
   if (state === undefined) return { kind: 'miss' };
-  if (isFresh(now, state)) return { kind: 'fresh', answer: cacheAnswer(now, state.data!, 'cache') };
+  if (isFresh(now, state)) {
+    const data = state.data!;
+    const { ttlSeconds, inLead } = freshAnswerTtl(now, data, policy);
+    const answer: CardAnswer = { source: 'cache', ttlSeconds, components: data.components };
+    // A refresh that failed since this copy was loaded is not retried ahead: the stale path will.
+    return inLead && state.failure === null ? { kind: 'fresh', answer, refreshAhead: true } : { kind: 'fresh', answer };
+  }
   const negativeEnd = negativeUntil(state, policy);
   if (now < negativeEnd) {
     const answer = state.data
@@ -112,7 +152,7 @@ export function answerAfterRefresh(
   const data = state?.data ?? null;
   switch (outcome) {
     case 'refreshed':
-      return data ? cacheAnswer(now, data, 'refreshed') : placeholderAnswer(policy);
+      return data ? cacheAnswer(now, data, policy, 'refreshed') : placeholderAnswer(policy);
     case 'failed': {
       // Stale-if-error: a copy of any age that is still held beats an error card.
       if (data) return staleAnswer(data, policy);
@@ -120,7 +160,7 @@ export function answerAfterRefresh(
       return errorAnswer(policy, integration ? policy.integrationErrorTtlSeconds : policy.placeholderTtlSeconds);
     }
     case 'pending':
-      if (state && isFresh(now, state)) return cacheAnswer(now, data!, 'cache');
+      if (state && isFresh(now, state)) return cacheAnswer(now, data!, policy, 'cache');
       if (state && isWithinStaleWindow(now, state, policy)) return staleAnswer(data!, policy);
       return placeholderAnswer(policy);
     default: {
@@ -141,12 +181,17 @@ export function isManualReload(now: number, requestedKeyCount: number, servedUnt
 
 /**
  * When Plain's copy of an answer expires, for manual reload detection. A card answered fresh
- * from the cache is told the seconds it has left, rounded up, so Plain's copy lives until the
- * card's own expiry (up to a second longer): that instant is stable from one warm answer to the
- * next, so the marker needs writing only once per load, not once per request.
+ * from the cache before its refresh-ahead lead is told the seconds until the lead, rounded up, so
+ * Plain's copy lives until the lead begins (up to a second longer): that instant is stable from
+ * one warm answer to the next, so the marker needs writing only once per load, not once per
+ * request. Inside the lead (and for any other answer) it is the TTL given from now.
  * @param freshData the cached data a `fresh` lookup answered from; omit for any other answer
+ * @param refreshAhead that card's refresh-ahead fraction
  */
-export function plainCopyExpiresAt(now: number, answer: CardAnswer, freshData?: NonNullable<ServedCardState['data']>): number {
-  if (freshData) return Math.max(freshData.fetchedAt + freshData.ttlSeconds * SECOND, now + SECOND);
+export function plainCopyExpiresAt(now: number, answer: CardAnswer, freshData?: NonNullable<ServedCardState['data']>, refreshAhead = 0): number {
+  if (freshData) {
+    const leadStart = leadStartsAt(freshData, refreshAhead);
+    if (now < leadStart) return Math.max(leadStart, now + SECOND);
+  }
   return now + answer.ttlSeconds * SECOND;
 }

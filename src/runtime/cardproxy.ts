@@ -96,7 +96,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       onAppended: (type) => metrics.eventsAppended.inc({ type }),
     });
   const store = storeFor(redis);
-  const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, metrics });
+  const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, metrics, maxQueuedWarming: config.warming.maxQueued });
   metrics.setQueueDepthSource(() => scheduler.depth());
   const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
   if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');

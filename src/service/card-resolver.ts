@@ -145,6 +145,13 @@ export class CardResolver {
     const toRefresh = items.filter((_, i) => lookups[i]!.kind === 'stale' || lookups[i]!.kind === 'miss' || lookups[i]!.kind === 'reload');
     const waiting = items.filter((_, i) => answers[i] === undefined);
     const force = lookups.some((l) => l.kind === 'reload');
+    const ahead = items.filter((_, i) => isRefreshAhead(lookups[i]!));
+    if (ahead.length > 0) {
+      // Fresh, but inside the lead: refresh before it expires, behind every waiting request.
+      d.scheduler
+        .schedule(context, targetsOf(ahead), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
+        .catch((err: unknown) => d.log.warn({ err }, 'could not enqueue refresh-ahead'));
+    }
 
     if (toRefresh.length > 0 && waiting.length === 0) {
       // Only stale cards: answer now, refresh in the background.
@@ -247,7 +254,7 @@ export class CardResolver {
       const answer = answers[i]!;
       cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
       const freshData = kinds[i] === 'fresh' ? (opts.read?.states[i]?.data ?? undefined) : undefined;
-      const marker: ServedMarker = { until: plainCopyExpiresAt(now, answer, freshData), kind: servedKindOf(answer.source) };
+      const marker: ServedMarker = { until: plainCopyExpiresAt(now, answer, freshData, item.policy.refreshAhead), kind: servedKindOf(answer.source) };
       const before = opts.read?.served[i];
       if (before?.until !== marker.until || before.kind !== marker.kind) {
         served.push({ key: item.servedKey, workspaceId: item.ref.workspaceId, customerId: item.ref.customerId, contextThreadId: item.contextThreadId, cardKey: item.key, marker });
@@ -261,6 +268,10 @@ export class CardResolver {
     }
     return { cards, outcomes, degraded: opts.degraded };
   }
+}
+
+function isRefreshAhead(lookup: Lookup): boolean {
+  return lookup.kind === 'fresh' && lookup.refreshAhead === true;
 }
 
 function targetsOf(items: readonly Item[]): RefreshTarget[] {

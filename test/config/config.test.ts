@@ -11,7 +11,7 @@ import {
   substituteEnv,
 } from '../../src/config/load.js';
 import { resolveCardPolicies } from '../../src/config/card-policy.js';
-import { ConfigSchema, type Config } from '../../src/config/schema.js';
+import { ConfigSchema, DEFAULT_WEBHOOK_EVENTS, type Config } from '../../src/config/schema.js';
 import { configSecrets } from '../../src/config/secrets.js';
 
 /** Tests never read the real environment (the test setup sets REDIS_URL, for one). */
@@ -54,9 +54,11 @@ describe('parseConfig: defaults', () => {
         staleServeTtlSeconds: 15,
         integrationErrorTtlSeconds: 300,
         scope: 'customer',
+        refreshAhead: 0.2,
       },
       events: { retentionSeconds: 604800 },
       worker: { lockDurationMs: 10000, stalledIntervalMs: 5000 },
+      warming: { webhookToleranceSeconds: 300, webhookEvents: [...DEFAULT_WEBHOOK_EVENTS], maxQueued: 10000 },
       upstreams: {
         billing: {
           url: 'https://billing.internal/plain-cards',
@@ -473,6 +475,8 @@ describe('resolveCardPolicies', () => {
     raw.cards.usage = {
       upstream: 'billing',
       staleSeconds: 5,
+      refreshAhead: 0,
+      warm: false,
       placeholder: [{ componentText: { text: 'Loading usage…', textColor: 'MUTED' } }],
     };
     const policies = resolveCardPolicies(parseConfig(raw, NO_ENV));
@@ -486,6 +490,8 @@ describe('resolveCardPolicies', () => {
       staleServeTtlSeconds: 15,
       integrationErrorTtlSeconds: 300,
       scope: 'thread',
+      refreshAhead: 0.2,
+      warm: true,
       placeholder: [{ componentText: { text: 'Loading…', textColor: 'MUTED' } }],
       errorComponents: [
         { componentText: { text: 'This card could not be loaded right now. Try reloading it in a minute.', textColor: 'ERROR' } },
@@ -494,6 +500,7 @@ describe('resolveCardPolicies', () => {
     const usage = policies.get('usage')!;
     expect(usage.staleSeconds).toBe(5);
     expect(usage.ttlSeconds).toBe(100);
+    expect([usage.refreshAhead, usage.warm]).toEqual([0, false]);
     expect(usage.placeholder).toEqual([{ componentText: { text: 'Loading usage…', textColor: 'MUTED' } }]);
     expect(Object.isFrozen(usage)).toBe(true);
     expect(Object.isFrozen(usage.errorComponents)).toBe(true);

@@ -14,6 +14,7 @@ const policy: ResolutionPolicy & { staleSeconds: number } = {
   placeholderTtlSeconds: 15,
   staleServeTtlSeconds: 15,
   integrationErrorTtlSeconds: 300,
+  refreshAhead: 0,
   placeholder: PLACEHOLDER,
   errorComponents: ERROR,
 };

@@ -29,6 +29,7 @@ const POLICY: ResolutionPolicy = Object.freeze({
   placeholderTtlSeconds: 15,
   staleServeTtlSeconds: 20,
   integrationErrorTtlSeconds: 300,
+  refreshAhead: 0,
   placeholder: PLACEHOLDER,
   errorComponents: ERROR_COMPONENTS,
 });

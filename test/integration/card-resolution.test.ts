@@ -25,13 +25,13 @@ describe('cold, warm and stale cards', () => {
     expect(first.status).toBe(200);
     const cards = byKey(first.body);
     expect(textOf(cards.alpha)).toBe('alpha for c_1');
-    expect(cards.alpha.timeToLiveSeconds).toBe(60);
+    expect(cards.alpha.timeToLiveSeconds).toBe(48); // 60 less the refresh-ahead lead (0.2 × 60)
     expect(legacy.calls).toHaveLength(1);
     expect(legacy.calls[0]!.keys.sort()).toEqual(['alpha', 'beta']);
 
     clock.advance(20_500);
     const warm = await postCards(proxy, cardsBody(['alpha', 'beta']));
-    expect(byKey(warm.body).alpha.timeToLiveSeconds).toBe(40); // 39.5 s left, rounded up
+    expect(byKey(warm.body).alpha.timeToLiveSeconds).toBe(28); // 27.5 s to the lead (at 48 s), rounded up
     expect(textOf(byKey(warm.body).beta)).toBe('beta for c_1');
     expect(legacy.calls).toHaveLength(1);
   });
@@ -91,7 +91,7 @@ describe('cold, warm and stale cards', () => {
     clock.advance(16_000);
     const res = await postCards(proxy, cardsBody(['alpha', 'beta']));
     expect(textOf(byKey(res.body).alpha)).toBe('alpha v2');
-    expect(byKey(res.body).alpha.timeToLiveSeconds).toBe(10);
+    expect(byKey(res.body).alpha.timeToLiveSeconds).toBe(8); // 10 less the refresh-ahead lead
   });
 
   it('answers no card for an unknown key and counts it', async () => {
@@ -110,7 +110,10 @@ describe('TTL precedence', () => {
       body: { cards: call.keys.map((key) => ({ key, timeToLiveSeconds: key === 'alpha' ? 42 : null, components: null })) },
     }));
     const clock = new ManualClock();
-    const config = testConfig(legacy.url, { cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 }, beta: { upstream: 'legacy', ttlSeconds: 200 } } });
+    const config = testConfig(legacy.url, {
+      defaults: { refreshAhead: 0 }, // so that timeToLiveSeconds shows the effective TTL itself
+      cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 }, beta: { upstream: 'legacy', ttlSeconds: 200 } },
+    });
     const proxy = await startTestProxy(config, 'start', { clock });
     const first = byKey((await postCards(proxy, cardsBody(['alpha', 'beta']))).body);
     expect(first.alpha.timeToLiveSeconds).toBe(42);
