@@ -18,6 +18,7 @@ describe('refresh-ahead with a client that caches like Plain', () => {
     const legacy = await startTestUpstream((call) => ({ body: cardsReply(call, { text: () => `v${++version}` }) }));
     const clock = new ManualClock();
     const config = testConfig(legacy.url, {
+      budgetMs: 5000, // the first (cold) load must land in time on a busy machine
       defaults: { ttlSeconds: 10, refreshAhead: 0.5, staleServeTtlSeconds: 2 },
       cards: { alpha: { upstream: 'legacy' } },
     });
