@@ -64,3 +64,14 @@ export function decodeServedMarker(raw: string | null | undefined): ServedMarker
 export function awaitsPushReload(now: number, marker: ServedMarker | null): boolean {
   return marker !== null && marker.kind !== 'data' && now < marker.until;
 }
+
+/**
+ * Whether a process may keep this marker in memory (a near cache) rather than read it from Redis
+ * on the next request. Only a data marker: a placeholder or error marker is deleted, without an
+ * event, by the worker that claims it for a push reload (`ServedMarkers.claimAwaitingReload`), and
+ * a process that still believed in it would take Plain's follow-up request for a manual reload
+ * (one upstream call, and a loop of pushes). Claims never touch data markers.
+ */
+export function mayKeepServedMarkerInMemory(marker: ServedMarker): boolean {
+  return marker.kind === 'data';
+}

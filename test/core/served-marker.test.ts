@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { awaitsPushReload, decodeServedMarker, encodeServedMarker, servedKindOf, type ServedMarker } from '../../src/core/served-marker.js';
+import { awaitsPushReload, mayKeepServedMarkerInMemory, decodeServedMarker, encodeServedMarker, servedKindOf, type ServedMarker } from '../../src/core/served-marker.js';
 
 describe('served marker codec', () => {
   it.each<[ServedMarker, string]>([
@@ -35,5 +35,13 @@ describe('awaitsPushReload', () => {
     ['placeholder expired in Plain', { until: 2000, kind: 'placeholder' }, 2000, false],
   ])('%s → %s', (_name, marker, now, expected) => {
     expect(awaitsPushReload(now, marker)).toBe(expected);
+  });
+});
+
+describe('mayKeepServedMarkerInMemory', () => {
+  it('only data markers: placeholder and error markers are deleted by push-reload claims', () => {
+    expect(mayKeepServedMarkerInMemory({ until: 1, kind: 'data' })).toBe(true);
+    expect(mayKeepServedMarkerInMemory({ until: 1, kind: 'placeholder' })).toBe(false);
+    expect(mayKeepServedMarkerInMemory({ until: 1, kind: 'error' })).toBe(false);
   });
 });
