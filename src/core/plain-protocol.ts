@@ -53,6 +53,13 @@ const UpstreamCardSchema = z.object({
   components: CardComponentsSchema.nullable(),
 });
 
+/**
+ * The most a card's components may weigh (serialized): it is stored, logged in the event stream
+ * and sent to Plain on every load. Plain rejects cards that are too big with a limit it does not
+ * document; half a megabyte is far beyond any card an agent can read.
+ */
+export const MAX_CARD_BYTES = 512 * 1024;
+
 /** At most this many issue lines go into one card's failure detail. */
 const MAX_DETAIL_ISSUES = 5;
 
@@ -111,7 +118,10 @@ export function parseUpstreamResponse(body: unknown, requestedKeys: readonly str
       continue;
     }
     const parsed = UpstreamCardSchema.safeParse(cards[index]);
-    if (parsed.success) {
+    const size = parsed.success ? Buffer.byteLength(JSON.stringify(parsed.data.components)) : 0;
+    if (size > MAX_CARD_BYTES) {
+      results.set(key, { ok: false, detail: `card "${key}" is ${size} bytes of components, more than the ${MAX_CARD_BYTES} allowed per card` });
+    } else if (parsed.success) {
       results.set(key, {
         ok: true,
         components: parsed.data.components,

@@ -177,7 +177,8 @@ export class RefreshScheduler {
     const markers = refs.map((ref) => this.#keys.inflight(ref));
     const ttl = String(claimTtlMs(group));
     const owners = await this.#redis.cardproxyClaimRefresh(markers.length, ...markers, jobId, ttl);
-    const dead = await this.#deadOwners(group, markers, owners);
+    // Only a check: when it fails (a slow moment), the running jobs are joined as before.
+    const dead = await this.#deadOwners(group, markers, owners).catch(() => []);
     if (dead.length > 0) {
       // Joining a job that has ended would wait for an outcome that never comes: take its cards over.
       const reclaimed = await this.#redis.cardproxyReclaimRefresh(dead.length, ...dead.map((i) => markers[i]!), jobId, ttl, ...dead.map((i) => owners[i]!));

@@ -65,7 +65,9 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
       await response.body?.cancel().catch(() => {});
       return { ok: false, failure: classifyStatus(status), durationMs: elapsed() };
     }
-    text = await readBounded(response, MAX_RESPONSE_BYTES);
+    const read = await readBody(response, MAX_RESPONSE_BYTES);
+    if (!read.ok) return { ok: false, failure: { kind: 'integration', detail: read.detail, status }, durationMs: elapsed() };
+    text = read.text;
   } catch (err) {
     const timedOut = timeout.aborted;
     return { ok: false, failure: transportFailure(timedOut, target.timeoutMs, describeFetchError(err)), durationMs: elapsed() };
@@ -82,20 +84,48 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
   return { ok: true, cards: parsed.cards, durationMs: elapsed() };
 }
 
-/** Reads a response body of at most `limit` bytes (else throws). */
+/** Reads a response body of at most `limit` bytes, as UTF-8 text (else throws). */
 export async function readBounded(response: Response, limit: number): Promise<string> {
+  const read = await readBody(response, limit);
+  if (!read.ok) throw new Error(read.detail);
+  return read.text;
+}
+
+/**
+ * The body as text, or why it is refused: larger than `limit` (as declared or as sent; reading
+ * stops there) or not UTF-8. Both are the upstream's integration errors, never retried: the same
+ * request would get the same answer.
+ */
+async function readBody(response: Response, limit: number): Promise<{ ok: true; text: string } | { ok: false; detail: string }> {
+  const tooLarge = { ok: false as const, detail: `upstream answered 200 with a body larger than ${limit} bytes` };
   const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > limit) throw new Error(`response of ${declared} bytes exceeds ${limit}`);
-  if (!response.body) return '';
+  if (declared > limit) {
+    await response.body?.cancel().catch(() => {});
+    return tooLarge;
+  }
+  if (!response.body) return { ok: true, text: '' };
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of response.body) {
-    size += chunk.byteLength;
-    if (size > limit) throw new Error(`response exceeds ${limit} bytes`);
-    chunks.push(chunk);
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return tooLarge;
+    }
+    chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  try {
+    return { ok: true, text: UTF8.decode(Buffer.concat(chunks)) };
+  } catch {
+    return { ok: false, detail: 'upstream answered 200 with a body that is not valid UTF-8' };
+  }
 }
+
+/** JSON is UTF-8 (RFC 8259 8.1): invalid bytes are an error, never silently replaced by U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The most telling cause of a failed fetch (e.g. ECONNREFUSED). */
 export function describeFetchError(err: unknown): string {

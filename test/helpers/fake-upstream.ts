@@ -37,12 +37,14 @@ export interface Reply {
   status?: number;
   /** Sent as JSON (ignored when `rawBody` is given). */
   body?: unknown;
-  /** Sent byte for byte, for broken-envelope tests. */
-  rawBody?: string;
+  /** Sent byte for byte, for broken-envelope tests (a Buffer for bytes that are not UTF-8). */
+  rawBody?: string | Buffer;
   /** Wait this long before answering (cancelled when the client goes away or on close). */
   delayMs?: number;
   /** Destroy the connection without answering (after `delayMs`, if any). */
   hangUp?: boolean;
+  /** Send the body chunked, without a Content-Length. */
+  chunked?: boolean;
   /** Extra response headers. */
   headers?: Record<string, string>;
 }
@@ -191,7 +193,7 @@ export async function startFakeUpstream(handler: UpstreamHandler = defaultHandle
     const payload = reply.rawBody ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
     res.writeHead(reply.status ?? 200, {
       'Content-Type': 'application/json',
-      'Content-Length': Buffer.byteLength(payload),
+      ...(reply.chunked ? {} : { 'Content-Length': Buffer.byteLength(payload) }),
       ...reply.headers,
     });
     res.end(payload);
