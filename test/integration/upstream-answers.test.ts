@@ -27,7 +27,7 @@ describe('upstream answers that are integration errors', () => {
     ['a body that is not UTF-8', () => ({ rawBody: Buffer.concat([Buffer.from('{"cards":[{"key":"alpha","components":[{"componentText":{"text":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}}]}]}')]) }), 'upstream answered 200 with a body that is not valid UTF-8'],
   ])('%s: one call, no retry, the error card with integrationErrorTtlSeconds, negatively cached', async (_name, reply, detail) => {
     const legacy = await startTestUpstream(reply as any);
-    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 3000, cards: { alpha: { upstream: 'legacy', integrationErrorTtlSeconds: 120 } } }));
+    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 8000, cards: { alpha: { upstream: 'legacy', integrationErrorTtlSeconds: 120 } } }));
     const first = await postCards(proxy, cardsBody(['alpha']));
     expect(first.body.cards).toEqual([{ key: 'alpha', timeToLiveSeconds: 120, components: DEFAULT_ERROR_COMPONENTS }]);
     expect(await failures(proxy)).toMatchObject([{ cardKey: 'alpha', errorKind: 'integration', detail, status: 200 }]);
@@ -41,7 +41,7 @@ describe('upstream answers that are integration errors', () => {
     const legacy = await startTestUpstream((call) => ({
       body: { cards: cardsReply(call).cards.map((card: any) => (card.key === 'alpha' ? { ...card, components: big } : card)) },
     }));
-    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 3000 }));
+    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 8000 }));
     const res = await postCards(proxy, cardsBody(['alpha', 'beta']));
     const byKey = Object.fromEntries(res.body.cards.map((c: any) => [c.key, textOf(c)]));
     expect(byKey).toEqual({ alpha: ERROR_TEXT, beta: 'beta for c_1' });
