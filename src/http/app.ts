@@ -70,6 +70,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
     const route = request.routeOptions.url ?? 'unmatched';
     deps.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, seconds);
+    if (route === '/cards') deps.metrics.recordCardsAnswer(deps.clock.now() - request.receivedAt);
   });
   // On close, Fastify answers new requests with `Connection: close`, and Node closes the
   // connections that are idle at that moment; but a keep-alive connection whose request was still

@@ -30,6 +30,10 @@ export class Metrics {
   readonly eventsAppended: Counter<'type'>;
   readonly unknownCardKeys: Counter;
   readonly plainReloads: Counter<'outcome'>;
+  /** The configured budget, so that dashboards and alerts follow it (see README, "Dashboard and alerts"). */
+  readonly budget: Gauge;
+  readonly cardsOverBudget: Counter;
+  readonly #budgetMs: number;
   readonly refreshesEnqueued: Counter<'upstream' | 'trigger'>;
   readonly warmingDropped: Counter<'upstream'>;
   readonly webhooks: Counter<'type' | 'outcome'>;
@@ -38,6 +42,18 @@ export class Metrics {
 
   constructor(opts: { budgetMs: number }) {
     const registers = [this.registry];
+    this.#budgetMs = opts.budgetMs;
+    this.budget = new Gauge({
+      name: 'cardproxy_budget_seconds',
+      help: 'The configured budgetMs of /cards answers, in seconds.',
+      registers,
+    });
+    this.budget.set(opts.budgetMs / 1000);
+    this.cardsOverBudget = new Counter({
+      name: 'cardproxy_cards_over_budget_total',
+      help: '/cards answers sent later than budgetMs after the request arrived.',
+      registers,
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'cardproxy_' });
     this.httpDuration = new Histogram({
       name: 'cardproxy_http_request_duration_seconds',
@@ -136,6 +152,11 @@ export class Metrics {
   /** Where the refresh-job gauge reads its counts at scrape time. */
   setQueueDepthSource(source: QueueDepthSource): void {
     this.#queueDepth = source;
+  }
+
+  /** A `/cards` answer was sent `elapsedMs` after its request arrived. */
+  recordCardsAnswer(elapsedMs: number): void {
+    if (elapsedMs > this.#budgetMs) this.cardsOverBudget.inc();
   }
 
   recordLookup(cardKey: string, result: LookupKind): void {

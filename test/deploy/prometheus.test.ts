@@ -143,7 +143,8 @@ if (!installed && !underCi) {
     it.skip('skipped: `prometheus` is not installed (Debian: apt-get install prometheus); under CI (CI set) this test runs and .ci/run installs it', () => {});
   });
 } else {
-  describe('a real Prometheus scraping cardproxy', () => {
+  // Two budgets: the dashboard and the alerts must follow the configured one, not a fixed value.
+  describe.each([2000, 10_000])('a real Prometheus scraping cardproxy with budgetMs %i', (budgetMs) => {
     const procs: Proc[] = [];
     let prometheus: Proc | undefined;
     let upstream: FakeUpstream | undefined;
@@ -158,20 +159,20 @@ if (!installed && !underCi) {
       dir = mkdtempSync(join(tmpdir(), 'cardproxy-prometheus-'));
       upstream = await startFakeUpstream((call) => {
         if (call.customerId === 'c_404') return { status: 404 };
-        if (call.customerId === 'c_slow') return { body: cardsReply(call), delayMs: 2300 };
+        // Outlasts the budget: a placeholder, counted in cardproxy_budget_exhausted_total.
+        if (call.customerId === 'c_slow') return { body: cardsReply(call), delayMs: budgetMs + 300 };
         return { body: cardsReply(call) };
       });
       [ports.serve, ports.worker, ports.prometheus] = await Promise.all([freePort(), freePort(), freePort()]);
 
-      // cardproxy: the budget of deploy/cardproxy.compose.json (2 s), which the dashboard's le="2" needs.
       const configFile = join(dir, 'cardproxy.json');
       writeFileSync(
         configFile,
         JSON.stringify({
           listen: { host: '127.0.0.1', port: 0 },
           redis: { url: redisUrl(), keyPrefix: prefix },
-          budgetMs: 2000,
-          upstreams: { legacy: { url: upstream.url, timeoutMs: 5000, retries: 0 } },
+          budgetMs,
+          upstreams: { legacy: { url: upstream.url, timeoutMs: budgetMs + 5000, retries: 0 } },
           cards: { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy' } },
         }),
       );
@@ -253,7 +254,7 @@ if (!installed && !underCi) {
         10_000,
         () => `every rule to be evaluated\n${logs()}`,
       );
-    }, 45_000);
+    }, 60_000);
 
     afterAll(async () => {
       await stop(prometheus);
@@ -305,6 +306,34 @@ if (!installed && !underCi) {
       expect(warnings).toEqual([]);
       const empty = results.filter((r) => r.answer.data.result.length === 0).map((r) => `${r.what}: ${r.expr}`);
       expect(empty, 'queries that return no data after known traffic').toEqual([]);
+    });
+
+    it('shows the configured budget and the share of answers within it', async () => {
+      const budget = await instantQuery('max(cardproxy_budget_seconds)');
+      expect(budget.data.result.map((r) => Number(r.value[1]))).toEqual([budgetMs / 1000]);
+      // Traffic while Prometheus scrapes, so that the rates are not 0/0.
+      const warm = () =>
+        fetch(`http://127.0.0.1:${ports.serve}/cards`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_prom' },
+          body: JSON.stringify(cardsBody(['alpha', 'beta'], 'c_1')),
+        }).then((res) => res.status);
+      const within = dashboardQueries.find((q) => q.what === 'panel "Within budget"')!;
+      const value = await waitFor(
+        async () => {
+          expect(await warm()).toBe(200);
+          const share = await instantQuery(within.expr);
+          expect(share.status).toBe('success');
+          const v = Number(share.data.result[0]?.value[1]);
+          return Number.isNaN(v) ? undefined : v;
+        },
+        15_000,
+        () => `a within-budget share\n${logs()}`,
+      );
+      // Warm answers take milliseconds, far within either budget.
+      expect(value).toBe(1);
+      const line = dashboardQueries.find((q) => q.what === 'panel "/cards latency vs the budget"' && q.expr.includes('cardproxy_budget_seconds'))!;
+      expect(Number((await instantQuery(line.expr)).data.result[0]!.value[1])).toBe(budgetMs / 1000);
     });
 
     it('evaluates every alert expression without error', async () => {
