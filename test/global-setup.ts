@@ -53,7 +53,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   // Process-level tests spawn `node dist/cli.js`; CARDPROXY_SKIP_BUILD=1 skips this when only pure tests run.
   if (process.env.CARDPROXY_SKIP_BUILD !== '1') {
-    const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    // The whole build: the console's browser modules too (test/console drives them in Chromium).
+    const build = spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
     if (build.status !== 0) throw new Error('npm run build failed');
   }
 

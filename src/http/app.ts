@@ -13,6 +13,7 @@ import type { CardResolver } from '../service/card-resolver.js';
 import { handleError, handleNotFound, sendError } from './errors.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
+import { consoleRoutes } from './routes/console.js';
 import { healthRoutes } from './routes/health.js';
 import { buildOverview } from '../observability/overview.js';
 
@@ -107,6 +108,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   if (deps.admin) {
     const overview = () => buildOverview(deps.metrics.registry, deps.clock.now());
     void app.register(adminRoutes, { overview, ...deps.admin, prefix: '/admin' });
+    void app.register(consoleRoutes, {});
   }
   return app;
 }
