@@ -36,7 +36,7 @@ const FIXTURES: Record<(typeof COMPONENT_TYPES)[number], [UiComponent, string]> 
   componentCopyButton: [
     { componentCopyButton: { copyButtonTooltipLabel: 'Order ID', copyButtonValue: '2a8f2dae-3580-402b-aa0a-243efae55e39' } },
     '<button type="button" class="pc-copy-button" data-copy="2a8f2dae-3580-402b-aa0a-243efae55e39" title="Order ID" aria-label="Copy Order ID">' +
-      '<span class="pc-copy-value">2a8f2dae-3580-402b-aa0a-243efae55e39</span><span class="pc-icon" aria-hidden="true">⧉</span></button>',
+      '<span class="pc-copy-value">2a8f2dae-3580-402b-aa0a-243efae55e39</span><span class="pc-icon pc-copy-icon" aria-hidden="true"></span></button>',
   ],
   componentDateTime: [
     { componentDateTime: { dateTimeIso8601: '2026-05-11T09:30:00Z' } },

@@ -6,6 +6,7 @@ export function relativeTime(iso: string, now: number): string {
   if (Number.isNaN(ms)) return iso;
   const delta = Math.round((ms - now) / 1000);
   const abs = Math.abs(delta);
+  if (abs < 1) return 'just now';
   const amount = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : abs < 86_400 ? `${Math.round(abs / 360) / 10} h` : `${Math.round(abs / 8640) / 10} d`;
   return delta >= 0 ? `in ${amount}` : `${amount} ago`;
 }

@@ -57,7 +57,7 @@ export function renderComponent(component: UiComponent, opts: RenderOptions = {}
       'button',
       { type: 'button', class: 'pc-copy-button', 'data-copy': value, title: tooltip, 'aria-label': `Copy ${tooltip}` },
       h('span', { class: 'pc-copy-value' }, value),
-      h('span', { class: 'pc-icon', 'aria-hidden': 'true' }, '⧉'),
+      h('span', { class: 'pc-icon pc-copy-icon', 'aria-hidden': 'true' }),
     );
   }
   if (c.componentDateTime) {
