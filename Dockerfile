@@ -17,7 +17,8 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.console.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build && rm -f dist/.tsbuildinfo
 
