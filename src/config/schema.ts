@@ -160,6 +160,8 @@ const WorkerSchema = z.strictObject({
   lockDurationMs: int(1000).default(10_000),
   /** How often BullMQ looks for stalled jobs. */
   stalledIntervalMs: int(1000).default(5_000),
+  /** How often each upstream's concurrency is written to Redis again (a wiped Redis loses it). */
+  concurrencyCheckIntervalMs: int(100).default(5_000),
 });
 
 const HttpUrlSchema = z

@@ -103,12 +103,20 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let workers: RefreshWorkers | undefined;
   let jobRedis: Redis | undefined;
+  let concurrencyTimer: NodeJS.Timeout | undefined;
   let pushReloads: PushReloads | undefined;
   if (works) {
+    // The global concurrency lives in Redis: a Redis restarted without persistence, or wiped, has
+    // lost it, and the workers would then run as many calls as they have slots. So it is set again
+    // on every (re)connect and every worker.concurrencyCheckIntervalMs (a wipe drops no connection).
     const applyConcurrency = () =>
-      scheduler.applyGlobalConcurrency().catch((err: unknown) => log.warn({ err, component: 'refresh-scheduler' }, 'could not set global concurrency'));
+      scheduler.applyGlobalConcurrency().catch((err: unknown) => {
+        if (redis.status === 'ready') log.warn({ err, component: 'refresh-scheduler' }, 'could not set global concurrency');
+      });
     if (redisReady) await applyConcurrency();
-    else redis.once('ready', () => void applyConcurrency());
+    redis.on('ready', () => void applyConcurrency());
+    concurrencyTimer = setInterval(() => void applyConcurrency(), config.worker.concurrencyCheckIntervalMs);
+    concurrencyTimer.unref();
     jobRedis = createJobConnection(config.redis.url, redisLog);
     // Reloads are pushed to Plain by the worker that lands a card (src/plain/push-reloads.ts says why).
     if (config.plain.api?.pushReload) {
@@ -216,6 +224,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     (closing ??= (async () => {
       log.info({ role }, 'shutting down');
       await Promise.all([app.close(), opsApp?.close()]);
+      clearInterval(concurrencyTimer);
       await workers?.close();
       await pushReloads?.close();
       jobRedis?.disconnect();

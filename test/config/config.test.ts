@@ -57,7 +57,7 @@ describe('parseConfig: defaults', () => {
         refreshAhead: 0.2,
       },
       events: { retentionSeconds: 604800 },
-      worker: { lockDurationMs: 10000, stalledIntervalMs: 5000 },
+      worker: { lockDurationMs: 10000, stalledIntervalMs: 5000, concurrencyCheckIntervalMs: 5000 },
       warming: { webhookToleranceSeconds: 300, webhookEvents: [...DEFAULT_WEBHOOK_EVENTS], maxQueued: 10000 },
       upstreams: {
         billing: {
@@ -82,7 +82,7 @@ describe('parseConfig: defaults', () => {
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 9000, tls: null, opsPort: null });
     expect(config.defaults.ttlSeconds).toBe(60);
     expect(config.defaults.staleSeconds).toBe(86400);
-    expect(config.worker).toEqual({ lockDurationMs: 2000, stalledIntervalMs: 5000 });
+    expect(config.worker).toEqual({ lockDurationMs: 2000, stalledIntervalMs: 5000, concurrencyCheckIntervalMs: 5000 });
   });
 
   it('accepts the example of SPEC section 4', () => {
