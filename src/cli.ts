@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { AdminCommandOptions, CommandEnv } from './cli/admin-commands.js';
-import { ConfigError, loadConfigFile } from './config/load.js';
+import { ConfigError, loadConfigFile, OPERATOR_COMMAND_NEEDS, type LoadOptions } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger } from './observability/logger.js';
 import { configSecrets } from './config/secrets.js';
@@ -111,7 +111,8 @@ async function main(argv: string[]): Promise<number> {
       return runServer(command, configFile);
     default: {
       if (!configFile) return usageError(`${command} needs --config FILE or CARDPROXY_CONFIG`);
-      const config = loadConfigOrReport(configFile);
+      // Only Redis and the card list: secrets they do not use need not be in the environment.
+      const config = loadConfigOrReport(configFile, { needs: OPERATOR_COMMAND_NEEDS });
       if (!config) return 2;
       const env: CommandEnv = {
         // Logs go to stderr, so that stdout holds only the command's output.
@@ -140,9 +141,9 @@ function usageError(message: string): number {
   return 2;
 }
 
-function loadConfigOrReport(file: string): Config | undefined {
+function loadConfigOrReport(file: string, opts: LoadOptions = {}): Config | undefined {
   try {
-    return loadConfigFile(file);
+    return loadConfigFile(file, process.env, opts);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

@@ -113,6 +113,12 @@ export async function runInvalidate(config: Config, args: readonly string[], opt
   });
   if (!parsed.success) throw new UsageError(cliMessage(describeZodIssues(parsed.error)));
   const request = parsed.data;
+  // A typo would silently invalidate nothing: refuse keys that are not configured, as `ttl` does.
+  const policies = resolveCardPolicies(config);
+  const unknown = (request.cardKeys ?? []).filter((key) => !policies.has(key));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown card key${unknown.length === 1 ? '' : 's'} ${unknown.map((k) => `"${k}"`).join(', ')} (configured: ${[...policies.keys()].join(', ')})`);
+  }
   return withContext(config, env, { scheduler: request.refresh }, async ({ operations }) => {
     const result = await operations.invalidate(request);
     if (opts.json) env.out(json(result));

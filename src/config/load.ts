@@ -40,23 +40,26 @@ function describe(issues: RawIssue[]): string[] {
   return describeZodIssues(error);
 }
 
-function substituteCollect(raw: unknown, env: Env, path: PathSegment[], issues: RawIssue[]): unknown {
+/** What a variable that is not set stands for at `path`, or undefined when that is an error. */
+type UnsetFallback = (name: string, path: readonly PathSegment[]) => string | undefined;
+
+function substituteCollect(raw: unknown, env: Env, path: PathSegment[], issues: RawIssue[], fallback?: UnsetFallback): unknown {
   if (typeof raw === 'string') {
     // `"${NAME}"` and `"Bearer ${NAME}"` alike: every reference in the string is replaced.
     return raw.replace(ENV_REFERENCE, (reference, name: string) => {
-      const value = env[name];
+      const value = env[name] ?? fallback?.(name, path);
       if (value !== undefined) return value;
       issues.push({ path, message: `environment variable ${name} is not set` });
       return reference;
     });
   }
-  if (Array.isArray(raw)) return raw.map((item, index) => substituteCollect(item, env, [...path, index], issues));
+  if (Array.isArray(raw)) return raw.map((item, index) => substituteCollect(item, env, [...path, index], issues, fallback));
   if (isPlainObject(raw)) {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(raw)) {
       // defineProperty, so that a key named "__proto__" stays an ordinary (and rejected) field.
       Object.defineProperty(out, key, {
-        value: substituteCollect(value, env, [...path, key], issues),
+        value: substituteCollect(value, env, [...path, key], issues, fallback),
         enumerable: true,
         writable: true,
         configurable: true,
@@ -132,14 +135,38 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+export interface LoadOptions {
+  /**
+   * The top-level sections the caller uses. Outside them, a `${NAME}` whose variable is not set
+   * stands for an inert placeholder instead of failing the file: the operator commands talk only
+   * to Redis and need no upstream token or signing secret in their environment.
+   */
+  readonly needs?: readonly string[];
+}
+
+/** Sections the operator commands (`ttl`, `invalidate`, `events`, `replay`) read. */
+export const OPERATOR_COMMAND_NEEDS = ['redis', 'cards', 'defaults', 'events', 'budgetMs'] as const;
+
+/**
+ * Placeholders for unset variables outside `needs`: a URL where the field is a URL (it must still
+ * validate), else a string naming the variable. Never sent anywhere: whoever asks for them does
+ * not call upstreams or Plain.
+ */
+function inertOutside(needs: readonly string[]): UnsetFallback {
+  return (name, path) => {
+    if (needs.includes(String(path[0]))) return undefined;
+    return path.at(-1) === 'url' ? `http://unset.invalid/${name}` : `unset:${name}`;
+  };
+}
+
 /**
  * Validates a raw (JSON-parsed) configuration: `${NAME}` substitution, then `REDIS_URL` (overrides
  * `redis.url`) and `PORT` (overrides `listen.port`), then the schema. Returns the fully defaulted
  * configuration, deep-frozen; throws a `ConfigError` naming every bad field by its path.
  */
-export function parseConfig(raw: unknown, env: Env = process.env): Config {
+export function parseConfig(raw: unknown, env: Env = process.env, opts: LoadOptions = {}): Config {
   const unset: RawIssue[] = [];
-  const substituted = substituteCollect(raw, env, [], unset);
+  const substituted = substituteCollect(raw, env, [], unset, opts.needs ? inertOutside(opts.needs) : undefined);
   const overrideIssues: RawIssue[] = [];
   const overridden = applyEnvOverrides(substituted, env, overrideIssues);
   // A reference to an unset variable does not matter where REDIS_URL or PORT replaces the value.
@@ -173,7 +200,7 @@ export function parseConfig(raw: unknown, env: Env = process.env): Config {
  * Reads and validates a JSON configuration file. A missing or unreadable file, invalid JSON and
  * every invalid field are reported as a `ConfigError` mentioning the file.
  */
-export function loadConfigFile(path: string, env: Env = process.env): Config {
+export function loadConfigFile(path: string, env: Env = process.env, opts: LoadOptions = {}): Config {
   const heading = `invalid configuration file ${path}`;
   let text: string;
   try {
@@ -200,7 +227,7 @@ export function loadConfigFile(path: string, env: Env = process.env): Config {
     throw new ConfigError([`${path}: invalid JSON: ${(error as Error).message}`], heading);
   }
   try {
-    return parseConfig(raw, env);
+    return parseConfig(raw, env, opts);
   } catch (error) {
     if (error instanceof ConfigError) throw new ConfigError(error.issues, heading);
     throw error;

@@ -10,7 +10,8 @@ import type { Clock } from '../core/clock.js';
 import type { ClientCertificateMode } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CardResolver } from '../service/card-resolver.js';
-import { handleError, handleNotFound, sendError } from './errors.js';
+import { errorAnswerOf, handleError, handleNotFound, sendError } from './errors.js';
+import { LogRateLimit } from '../observability/log-rate-limit.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { consoleRoutes } from './routes/console.js';
@@ -23,6 +24,8 @@ declare module 'fastify' {
     receivedAt: number;
     /** High-resolution start, for the duration histogram. */
     startedAt: bigint;
+    /** `clientCertificate: "request"`: why the client's certificate was not accepted. */
+    tlsAuthorizationError?: string | null;
   }
 }
 
@@ -38,6 +41,8 @@ export interface AppDeps {
   /** TLS on this app's port (`listen.tls`); absent: plain HTTP. */
   readonly tls?: { readonly options: TlsOptions; readonly clientCertificate: ClientCertificateMode };
 }
+
+const REJECTED_LINES_PER_SECOND = 20;
 
 /** Fastify's options shared by the public app and the ops app. */
 function serverOptions(log: Logger) {
@@ -67,6 +72,31 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     request.receivedAt = deps.clock.now();
     request.startedAt = process.hrtime.bigint();
   });
+  // One warn line per rejected request (4xx but 404), so that a botched secret rotation or a
+  // client certificate that does not arrive shows in the logs, not only in a status-code metric.
+  // No body and no header values; at most REJECTED_LINES_PER_SECOND lines a second.
+  const rejectedLines = new LogRateLimit(REJECTED_LINES_PER_SECOND, deps.clock);
+  app.addHook('onResponse', async (request, reply) => {
+    const status = reply.statusCode;
+    if (status < 400 || status >= 500 || status === 404) return;
+    const dropped = rejectedLines.take();
+    if (dropped === null) return;
+    const answer = errorAnswerOf(reply);
+    request.log.warn(
+      {
+        status,
+        error: answer?.error ?? null,
+        message: answer?.message ?? null,
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        remoteAddress: request.ip,
+        contentLength: Number(request.headers['content-length'] ?? 0) || null,
+        ...(request.tlsAuthorizationError !== undefined ? { tlsAuthorizationError: request.tlsAuthorizationError } : {}),
+        ...(dropped > 0 ? { droppedBefore: dropped } : {}),
+      },
+      'request rejected',
+    );
+  });
   app.addHook('onResponse', async (request, reply) => {
     const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
     const route = request.routeOptions.url ?? 'unmatched';
@@ -92,10 +122,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     app.addHook('onRequest', async (request, reply) => {
       const socket = request.raw.socket as TLSSocket;
       if (socket.authorized) return;
-      request.log.warn(
-        { remoteAddress: socket.remoteAddress, method: request.method, url: request.url.split('?')[0], reason: socket.authorizationError?.toString() ?? null },
-        'client certificate missing or not signed by a configured CA',
-      );
+      // Logged with every rejected request (below), with this reason.
+      request.tlsAuthorizationError = socket.authorizationError?.toString() ?? null;
       return sendError(reply, 403, 'client_certificate_required', 'a client certificate signed by a configured CA is required');
     });
   }

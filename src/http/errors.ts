@@ -9,7 +9,16 @@ export interface ErrorBody {
   readonly message: string;
 }
 
+/** The error answer each reply carried, for the rejected-request log line. */
+const sentErrors = new WeakMap<FastifyReply, ErrorBody>();
+
+/** The `{ error, message }` this reply was answered with, if it was an error answer. */
+export function errorAnswerOf(reply: FastifyReply): ErrorBody | undefined {
+  return sentErrors.get(reply);
+}
+
 export function sendError(reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
+  sentErrors.set(reply, { error, message });
   return reply.code(status).type('application/json; charset=utf-8').send({ error, message } satisfies ErrorBody);
 }
 

@@ -73,10 +73,15 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     deps.pushReloads?.cardsLanded(events.flatMap((e) => (e.type === 'card.refreshed' ? [refOf(e.data)] : [])));
 
     if (result.ok) {
-      log.info(jobLog, 'refresh job');
+      // The call worked, but a card of it may not have (missing from the answer, invalid): say why.
+      const failures = events.flatMap((e) =>
+        e.type === 'card.refresh_failed' ? [{ cardKey: e.data.cardKey, errorKind: e.data.errorKind, detail: e.data.detail }] : [],
+      );
+      if (failures.length > 0) log.warn({ ...jobLog, failures }, 'refresh job failed for some cards');
+      else log.info(jobLog, 'refresh job');
       return;
     }
-    log.warn({ ...jobLog, detail: result.failure.detail, status: result.failure.status }, 'refresh job failed');
+    log.warn({ ...jobLog, errorKind: result.failure.kind, detail: result.failure.detail, status: result.failure.status }, 'refresh job failed');
     // Recorded already; fail the job so it shows in the failed count, without further attempts.
     throw new UnrecoverableError(result.failure.detail);
   };

@@ -89,11 +89,14 @@ describe('listen.tls with clientCertificate "request"', () => {
     const foreign = await tlsRequest(proxy.url!, '/healthz', { client: foreignClient, ca: serverCa.cert });
     expect(foreign.status).toBe(403);
     expect(foreign.body.error).toBe('client_certificate_required');
-    const lines = proxy.logs.find('client certificate missing or not signed by a configured CA');
+    const lines = proxy.logs.find('request rejected');
     expect(lines).toHaveLength(2);
-    expect(lines.map((l) => l.url)).toEqual(['/cards', '/healthz']);
+    expect(lines.map((l) => [l.route, l.status, l.error])).toEqual([
+      ['/cards', 403, 'client_certificate_required'],
+      ['/healthz', 403, 'client_certificate_required'],
+    ]);
     expect(lines[0]!.level).toBe(40);
-    expect(typeof lines[1]!.reason).toBe('string');
+    expect(typeof lines[1]!.tlsAuthorizationError).toBe('string');
 
     const good = await tlsRequest(proxy.url!, '/cards', { client: plainClient, ca: serverCa.cert, body: cardsBody(['alpha']) });
     expect(good.status).toBe(200);
