@@ -55,12 +55,12 @@ describe('refresh failures', () => {
     const proxy = await startTestProxy(testConfig(legacy.url));
 
     await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_partial'));
-    const partial = await eventually(() => proxy.logs.find('refresh job failed for some cards')[0], 5000, 'partial failure line');
+    const partial = (await eventually(() => proxy.logs.find('refresh job failed for some cards')[0], 5000, 'partial failure line'))!;
     expect(partial.level).toBe(40);
     expect(partial.failures).toEqual([{ cardKey: 'beta', errorKind: 'integration', detail: expect.stringMatching(/missing/) }]);
 
     await postCards(proxy, cardsBody(['alpha'], 'c_404'));
-    const failed = await eventually(() => proxy.logs.find('refresh job failed')[0], 5000, 'failure line');
+    const failed = (await eventually(() => proxy.logs.find('refresh job failed')[0], 5000, 'failure line'))!;
     expect(failed).toMatchObject({ level: 40, errorKind: 'integration', status: 404 });
     expect(String(failed.detail)).toContain('404');
   });
