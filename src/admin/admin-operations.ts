@@ -7,7 +7,8 @@ import type { Redis } from 'ioredis';
 import { queryEvents, type LoggedEvent } from '../redis/event-log.js';
 import type { InspectedCard } from '../core/card-inspection.js';
 import type { CustomerRef } from '../redis/card-store.js';
-import type { CustomerSearch, EventQuery, InvalidateRequest } from './admin-requests.js';
+import type { CustomerSearch, EventQuery, InvalidateRequest, WarmRequest } from './admin-requests.js';
+import { warmCustomers } from '../warming/warm-customer.js';
 import { customerCards, searchCustomers, type FoundCustomer } from './customer-cards.js';
 import { cardListing, cardListings, type CardListing } from './card-listing.js';
 import { invalidateCards, type InvalidationDeps, type InvalidationResult } from './invalidation.js';
@@ -67,6 +68,26 @@ export class AdminOperations {
   /** Marks a customer's cached cards stale (and optionally queues their refresh). */
   invalidate(request: InvalidateRequest): Promise<InvalidationResult> {
     return invalidateCards(this.#d, request);
+  }
+
+  /** Card keys of a warm request that are not configured. */
+  unknownCards(cardKeys: readonly string[] | null): string[] {
+    return (cardKeys ?? []).filter((key) => !this.#d.policies.has(key));
+  }
+
+  /**
+   * Warms customers' cards (SPEC 10.2): a background refresh at warming priority for every card
+   * that is missing or stale.
+   * @returns how many card refreshes were queued
+   */
+  async warm(request: WarmRequest): Promise<{ queued: number }> {
+    const scheduler = this.#d.scheduler;
+    if (!scheduler) throw new Error('warming needs a refresh scheduler');
+    const thread = request.threadId === null ? null : { id: request.threadId, externalId: null };
+    const targets = request.customers.map((customer) => ({ workspaceId: request.workspaceId, customer, thread, cardKeys: request.cardKeys }));
+    const queued = await warmCustomers({ ...this.#d, scheduler }, targets);
+    this.#d.log?.info({ workspaceId: request.workspaceId, customers: targets.length, queued }, 'customers warmed');
+    return { queued };
   }
 
   /** A customer's configured cards with their cached state (the operator console). */

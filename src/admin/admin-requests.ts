@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { CARD_EVENT_TYPES } from '../core/card-events.js';
 import { CardKeySchema } from '../core/plain-protocol.js';
-import { boundedText, IdentifierSchema } from '../core/identifiers.js';
+import { boundedText, EmailSchema, IdentifierSchema } from '../core/identifiers.js';
 
 /** The longest TTL override accepted: ten years keeps every derived expiry a valid Redis PX. */
 export const MAX_TTL_OVERRIDE_SECONDS = 315_360_000;
@@ -104,3 +104,32 @@ export type CustomerSearch = z.output<typeof CustomerSearchSchema>;
 
 /** `GET /admin/customers/:customerId/cards`: the workspace the customer belongs to. */
 export const CustomerCardsQuerySchema = z.strictObject({ workspaceId: identifier });
+
+/** The most customers one `POST /admin/warm` may name (the CLI sends a big file in such batches). */
+export const MAX_WARM_CUSTOMERS = 1000;
+
+/** One customer to warm: a line of a `warm --file` file, or an item of `POST /admin/warm`. */
+export const WarmCustomerSchema = z.strictObject({
+  id: identifier,
+  email: EmailSchema.min(1, 'must not be empty').nullish(),
+  externalId: identifier.nullish(),
+});
+
+/** `POST /admin/warm` and `warm` (SPEC 10.2). */
+export const WarmRequestSchema = z
+  .strictObject({
+    workspaceId: identifier,
+    customers: z
+      .array(WarmCustomerSchema)
+      .min(1, 'must list at least one customer')
+      .max(MAX_WARM_CUSTOMERS, `may list at most ${MAX_WARM_CUSTOMERS} customers`),
+    threadId: identifier.nullish(),
+    cardKeys: z.array(CardKeySchema).min(1, 'must list at least one card key').max(100, 'may list at most 100 card keys').nullish(),
+  })
+  .transform((body) => ({
+    workspaceId: body.workspaceId,
+    customers: body.customers.map((c) => ({ id: c.id, email: c.email ?? null, externalId: c.externalId ?? null })),
+    threadId: body.threadId ?? null,
+    cardKeys: body.cardKeys ?? null,
+  }));
+export type WarmRequest = z.output<typeof WarmRequestSchema>;

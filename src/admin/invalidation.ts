@@ -39,8 +39,16 @@ export interface InvalidationResult {
   readonly refreshing: number;
 }
 
-/** Marks the matching cached cards stale; see the module comment. */
-export async function invalidateCards(deps: InvalidationDeps, request: InvalidateRequest): Promise<InvalidationResult> {
+/**
+ * Marks the matching cached cards stale; see the module comment.
+ * @param identifiers the customer's current email and external id, when known (a Plain webhook):
+ *   recorded with the events, so the look-up index follows them
+ */
+export async function invalidateCards(
+  deps: InvalidationDeps,
+  request: InvalidateRequest,
+  identifiers?: { readonly email: string | null; readonly externalId: string | null },
+): Promise<InvalidationResult> {
   const { store } = deps;
   if (request.refresh && !deps.scheduler) throw new Error('invalidate with refresh needs a refresh scheduler');
   const customers = await findCustomers(store, request.selector, request.workspaceId);
@@ -62,6 +70,7 @@ export async function invalidateCards(deps: InvalidationDeps, request: Invalidat
         customerId: ref.customerId,
         threadId: ref.threadId,
         cardKey: ref.cardKey,
+        ...(identifiers ? { customerEmail: identifiers.email, customerExternalId: identifiers.externalId } : {}),
         reason: request.reason,
         invalidatedAt,
       },

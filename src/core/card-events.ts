@@ -53,6 +53,8 @@ export const CardRefreshFailedData = z.object({
 
 export const CardInvalidatedData = z.object({
   ...CardIdentity,
+  /** New identifiers of the customer, when the invalidation learned them (a Plain webhook). */
+  ...CustomerIdentifiers,
   reason: z.string(),
   invalidatedAt: z.iso.datetime(),
 });

@@ -87,7 +87,12 @@ export function evolve(state: CardState | undefined, event: CardStateEvent): Car
     case 'card.invalidated':
       // Nothing cached: nothing to mark stale.
       if (current.data === null) return current;
-      return { ...current, invalidatedAt: Date.parse(event.data.invalidatedAt) };
+      return {
+        ...current,
+        invalidatedAt: Date.parse(event.data.invalidatedAt),
+        customerEmail: event.data.customerEmail ?? current.customerEmail,
+        customerExternalId: event.data.customerExternalId ?? current.customerExternalId,
+      };
     default: {
       const unreachable: never = event;
       return unreachable;

@@ -15,6 +15,7 @@ import { LogRateLimit } from '../observability/log-rate-limit.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { consoleRoutes } from './routes/console.js';
+import { webhookRoutes, type WebhookRouteOptions } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
 import { buildOverview } from '../observability/overview.js';
 
@@ -36,6 +37,8 @@ export interface AppDeps {
   readonly redis: Redis;
   /** Absent in a worker-only process, which answers no `/cards`. */
   readonly cards?: { readonly resolver: CardResolver; readonly signingSecrets: readonly string[] };
+  /** `POST /webhooks/plain`; absent in a worker-only process. */
+  readonly webhooks?: Omit<WebhookRouteOptions, 'clock' | 'metrics'>;
   /** The admin API under `/admin`; absent (the whole tree answers 404) when no admin token is configured. */
   readonly admin?: AdminRouteOptions;
   /** TLS on this app's port (`listen.tls`); absent: plain HTTP. */
@@ -133,6 +136,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
   if (deps.cards) void app.register(cardsRoutes, deps.cards);
+  if (deps.webhooks) void app.register(webhookRoutes, { ...deps.webhooks, clock: deps.clock, metrics: deps.metrics });
   if (deps.admin) {
     const overview = () => buildOverview(deps.metrics.registry, deps.clock.now());
     void app.register(adminRoutes, { overview, ...deps.admin, prefix: '/admin' });

@@ -40,6 +40,8 @@ export interface KeyLayout {
   parseCard(key: string): CardRef | null;
   /** SCAN patterns of all derived keys (everything replay rebuilds). */
   readonly derivedPatterns: readonly string[];
+  /** A Plain webhook delivery already accepted (de-duplication by envelope id, 24 h). */
+  webhookDelivery(id: string): string;
   /** The BullMQ prefix for an upstream group's refresh queue: hash-tagged per queue. */
   queuePrefix(groupName: string): string;
 }
@@ -78,6 +80,7 @@ export function keyLayout(prefix: string): KeyLayout {
     customerCards: (workspaceId: string, customerId: string) => `${customerTag(workspaceId, customerId)}:cards`,
     parseCard,
     derivedPatterns: [`${prefix}:{*}:card:*`, `${prefix}:{*}:cards`, `${prefix}:customer-index:*`, `${prefix}:ttl-overrides`],
+    webhookDelivery: (id: string) => `${prefix}:webhook-delivery:${enc(id)}`,
     queuePrefix: (groupName: string) => `${prefix}:{refresh-${groupName}}`,
   });
 }

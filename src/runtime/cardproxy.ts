@@ -22,6 +22,8 @@ import { createPushReloads, type PushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { CardResolver } from '../service/card-resolver.js';
 import { AdminOperations } from '../admin/admin-operations.js';
+import { PlainWebhooks } from '../warming/plain-webhooks.js';
+import type { WebhookRouteOptions } from '../http/routes/webhooks.js';
 import { buildApp, buildOpsApp } from '../http/app.js';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { httpsServerOptions, readTlsFiles } from '../http/tls.js';
@@ -135,6 +137,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let subscriber: Redis | undefined;
   let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
+  let webhooks: Omit<WebhookRouteOptions, 'clock' | 'metrics'> | undefined;
   if (serves) {
     subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
     const notifier = new RefreshNotifier(subscriber, keys.refreshChannel, log.child({ component: 'refresh-notifier' }));
@@ -146,6 +149,14 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       get signingSecrets() {
         return live.config.plain.signingSecrets;
       },
+    };
+    webhooks = {
+      webhooks: new PlainWebhooks({ store, scheduler, policies, groups, clock, redis, keys, log: log.child({ component: 'webhooks' }) }),
+      settings: () => ({
+        signingSecrets: live.config.plain.signingSecrets,
+        webhookEvents: live.config.warming.webhookEvents,
+        toleranceSeconds: live.config.warming.webhookToleranceSeconds,
+      }),
     };
   }
 
@@ -159,7 +170,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   const tlsConfig = config.listen.tls;
   // Unreadable files at start stop the process (the CLI reports them); on SIGHUP they keep the old ones.
   const tls = tlsConfig ? { options: httpsServerOptions(tlsConfig, readTlsFiles(tlsConfig)), clientCertificate: tlsConfig.clientCertificate } : undefined;
-  const app = buildApp({ log, clock, metrics, redis, ...(cards ? { cards } : {}), ...(admin ? { admin } : {}), ...(tls ? { tls } : {}) });
+  const app = buildApp({ log, clock, metrics, redis, ...(cards ? { cards } : {}), ...(webhooks ? { webhooks } : {}), ...(admin ? { admin } : {}), ...(tls ? { tls } : {}) });
   await app.ready();
   const opsApp = config.listen.opsPort !== null ? buildOpsApp({ log, metrics, redis }) : undefined;
   await opsApp?.ready();

@@ -15,6 +15,7 @@ import {
   EventQuerySchema,
   InvalidateRequestSchema,
   TtlOverrideRequestSchema,
+  WarmRequestSchema,
 } from '../../admin/admin-requests.js';
 import type { Overview } from '../../observability/overview.js';
 import { handleError, sendError } from '../errors.js';
@@ -76,6 +77,14 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
     if (!body.ok) return reply;
     const { invalidated } = await operations.invalidate(body.value);
     return { invalidated };
+  });
+
+  app.post('/warm', async (request, reply) => {
+    const body = parseBody(request, reply, WarmRequestSchema);
+    if (!body.ok) return reply;
+    const unknown = operations.unknownCards(body.value.cardKeys);
+    if (unknown.length > 0) return sendError(reply, 400, 'invalid_request', `cardKeys: not configured: ${unknown.join(', ')}`);
+    return operations.warm(body.value);
   });
 
   app.get('/events', async (request, reply) => {

@@ -23,6 +23,22 @@ const WORKSPACE_ID = /^[\x21-\x7e]{1,200}$/;
 /** JSON is UTF-8 (RFC 8259 8.1): bytes that are not are not JSON, never silently replaced by U+FFFD. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** A raw body as a JSON object, or the 400 error code and message saying why it is not one. */
+export function decodeJsonObject(
+  raw: Buffer,
+): { ok: true; value: Record<string, unknown> } | { ok: false; error: 'invalid_json' | 'invalid_body'; message: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(UTF8.decode(raw));
+  } catch {
+    return { ok: false, error: 'invalid_json', message: 'request body is not valid JSON' };
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return { ok: false, error: 'invalid_body', message: 'request body must be a JSON object' };
+  }
+  return { ok: true, value: json as Record<string, unknown> };
+}
+
 export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions): Promise<void> {
   const { resolver } = opts;
   // The signature covers the bytes as received, so this scope takes every body raw.
@@ -43,16 +59,9 @@ export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions)
     if (typeof workspaceId !== 'string' || !WORKSPACE_ID.test(workspaceId)) {
       return sendError(reply, 400, 'missing_workspace_id', 'the Plain-Workspace-Id header is required (1-200 visible ASCII characters)');
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(UTF8.decode(raw));
-    } catch {
-      return sendError(reply, 400, 'invalid_json', 'request body is not valid JSON');
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      return sendError(reply, 400, 'invalid_body', 'request body must be a JSON object');
-    }
-    const parsed = CardsRequestSchema.safeParse(json);
+    const json = decodeJsonObject(raw);
+    if (!json.ok) return sendError(reply, 400, json.error, json.message);
+    const parsed = CardsRequestSchema.safeParse(json.value);
     if (!parsed.success) {
       return sendError(reply, 400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
     }
