@@ -161,6 +161,14 @@ function tour(port: number, legacyUrl: string): string {
 
     curl -s ${base}/metrics | grep -E '^cardproxy_(card_lookups|cards_served|budget_exhausted)'
 
+ f) Operator console: the cards as an agent sees them in Plain, with their state, TTL
+    source and last failure, the customer's event timeline, refresh and invalidate buttons,
+    editable TTL overrides and a live overview. Open it, enter the admin token
+    ${ADMIN_TOKEN}, then search the email alex@example.com:
+
+    http://${base}/console
+    http://${base}/console#/customer/${WORKSPACE_ID}/c_demo_1      (after step a)
+
  Press Ctrl-C to stop cardproxy and the legacy API.
 ──────────────────────────────────────────────────────────────────────────────
 `;

@@ -153,3 +153,29 @@ describe('GET /admin/overview', () => {
     expect(Date.parse(res.body.at)).not.toBeNaN();
   });
 });
+
+describe('GET /console', () => {
+  it('answers 404 when no admin token is configured', async () => {
+    const proxy = await startTestProxy(testConfig('http://127.0.0.1:9/cards'));
+    for (const url of ['/console', '/console/', '/console/main.js']) expect((await proxy.app.inject({ url })).statusCode, url).toBe(404);
+  });
+
+  it('serves the built page and modules without the token, under a CSP that allows only this origin', async () => {
+    const proxy = await startTestProxy(consoleConfig('http://127.0.0.1:9/cards'));
+    const page = await proxy.app.inject({ url: '/console' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.body).toContain('<script type="module" src="/console/main.js"></script>');
+    for (const [url, type] of [['/console/main.js', 'text/javascript; charset=utf-8'], ['/console/console.css', 'text/css; charset=utf-8']] as const) {
+      const res = await proxy.app.inject({ url });
+      expect(res.statusCode, url).toBe(200);
+      expect(res.headers['content-type'], url).toBe(type);
+      expect(res.body, url).not.toContain(TOKEN);
+    }
+    expect(page.body).not.toContain(TOKEN);
+    for (const url of ['/console/..%2Fcli.js', '/console/%2E%2E%2Fhttp%2Fapp.js', '/console/nope.js', '/console/index.json']) {
+      expect((await proxy.app.inject({ url })).statusCode, url).toBe(404);
+    }
+  });
+});
