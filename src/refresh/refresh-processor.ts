@@ -16,6 +16,7 @@ import type { PushReloads } from '../plain/push-reloads.js';
 import { callUpstream } from '../upstream/upstream-client.js';
 import { callOutcome, eventsForResult, type LoadContext } from './card-loads.js';
 import { RefreshJobDataSchema, type RefreshJobData } from './refresh-job.js';
+import type { UpstreamSlots } from './upstream-slots.js';
 
 export interface ProcessorDeps {
   readonly store: CardStore;
@@ -23,6 +24,8 @@ export interface ProcessorDeps {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** This process's upstream slots, shared with the Redis-down fall-back (absent: BullMQ's limit only). */
+  readonly slots?: UpstreamSlots;
   /** Set when `plain.api.pushReload` is on: told about every card this worker lands with data. */
   readonly pushReloads?: Pick<PushReloads, 'cardsLanded'>;
 }
@@ -51,10 +54,16 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     }
 
     const keys = toLoad.map((r) => r.cardKey);
-    const result = await callUpstream(
-      { name: group.name, url: group.url, headers: group.headers, timeoutMs: group.timeoutMs, signingSecret: group.signingSecret },
-      { workspaceId: data.workspaceId, cardKeys: keys, customer: data.customer, thread: data.thread, tenant: data.tenant },
-    );
+    const slot = await deps.slots?.acquire(group, { bounded: false });
+    let result: Awaited<ReturnType<typeof callUpstream>>;
+    try {
+      result = await callUpstream(
+        { name: group.name, url: group.url, headers: group.headers, timeoutMs: group.timeoutMs, signingSecret: group.signingSecret },
+        { workspaceId: data.workspaceId, cardKeys: keys, customer: data.customer, thread: data.thread, tenant: data.tenant },
+      );
+    } finally {
+      slot?.();
+    }
     const outcome = callOutcome(result, keys);
     metrics.upstreamDuration.observe({ upstream: group.name, outcome }, result.durationMs / 1000);
     const attempt = job.attemptsMade + 1;

@@ -20,6 +20,7 @@ import { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import { RefreshWorkers } from '../refresh/refresh-workers.js';
 import { createPushReloads, type PushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
+import { UpstreamSlots } from '../refresh/upstream-slots.js';
 import { CardResolver } from '../service/card-resolver.js';
 import { AdminOperations } from '../admin/admin-operations.js';
 import { PlainWebhooks } from '../warming/plain-webhooks.js';
@@ -67,6 +68,12 @@ export interface Cardproxy {
   close(): Promise<void>;
 }
 
+/**
+ * Per upstream, how many Redis-down fall-back calls may wait for a slot of this process; past
+ * that, a request gets its placeholder at once rather than queueing work that outlives it.
+ */
+const DIRECT_MAX_WAITING = 32;
+
 /** How long start-up waits for Redis before serving in degraded mode. */
 const STARTUP_REDIS_WAIT_MS = 3000;
 
@@ -103,6 +110,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
   if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');
 
+  // One set of upstream slots for the workers and the Redis-down fall-back of this process.
+  const slots = new UpstreamSlots({ maxWaiting: DIRECT_MAX_WAITING });
   let workers: RefreshWorkers | undefined;
   let jobRedis: Redis | undefined;
   let concurrencyTimer: NodeJS.Timeout | undefined;
@@ -129,7 +138,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       keys,
       groups: groups.groups,
       tuning: config.worker,
-      deps: { store: storeFor(jobRedis), policies, clock, metrics, log, ...(pushReloads ? { pushReloads } : {}) },
+      deps: { store: storeFor(jobRedis), policies, clock, metrics, log, slots, ...(pushReloads ? { pushReloads } : {}) },
       log: log.child({ component: 'refresh-worker' }),
     });
     workers.start();
@@ -142,7 +151,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
     const notifier = new RefreshNotifier(subscriber, keys.refreshChannel, log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
-    const direct = new DirectRefresher({ metrics, log });
+    const direct = new DirectRefresher({ slots, metrics, log });
     const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
     cards = {
       resolver,

@@ -218,12 +218,14 @@ export class CardResolver {
     const d = this.#d;
     const byGroup = new Map<UpstreamGroup, Item[]>();
     for (const item of load) byGroup.set(item.group, [...(byGroup.get(item.group) ?? []), item]);
+    // At the deadline this request stops waiting, and calls nobody else waits for are cancelled.
+    const budget = new AbortController();
+    const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
     const pending = new Map<string, Promise<DirectOutcome>>();
     for (const [group, items] of byGroup) {
-      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref))) pending.set(key, outcome);
+      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref), budget.signal)) pending.set(key, outcome);
     }
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - d.clock.now()), undefined)));
+    const expired = new Promise<undefined>((resolve) => budget.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     try {
       const settled = await Promise.all(all.map((item) => Promise.race([pending.get(item.key)!, expired])));
       const answers = new Map<string, CardAnswer>();
@@ -231,6 +233,7 @@ export class CardResolver {
       return answers;
     } finally {
       clearTimeout(timer);
+      budget.abort();
     }
   }
 

@@ -171,6 +171,26 @@ describe('Redis cut while serving', () => {
     expect(callsFor(legacy, 'slow_storm')).toBe(1);
   });
 
+  it('stops calling upstreams directly once nobody waits: calls end at the budget, queued ones never start, the concurrency holds', async () => {
+    const legacy = await legacyApi();
+    const tcp = await redisThroughProxy();
+    const proxy = await startTestProxy(outageConfig(legacy.url, tcp));
+    await tcp.cut();
+
+    // Twenty new customers slower than the budget, all at once; concurrency 4.
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => postCards(proxy, cardsBody(['alpha'], `slow_gone_${i}`))));
+    expect(answers.every((a) => a.status === 200 && textOf(a.body.cards[0]) === 'Loading…')).toBe(true);
+    expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(BUDGET_MS + 500); // twenty requests in one test process
+    // The four calls that got a slot were cancelled with their requests; the others never started.
+    await eventually(() => legacy.inFlight === 0, 1000, 'the abandoned calls to be cancelled');
+    const started = legacy.calls.filter((c) => c.customerId?.startsWith('slow_gone_')).length;
+    expect(started).toBe(4);
+    expect(legacy.maxInFlight).toBe(4);
+    await new Promise((r) => setTimeout(r, SLOW_MS + 500));
+    expect(legacy.calls.filter((c) => c.customerId?.startsWith('slow_gone_'))).toHaveLength(4);
+    console.info(`redis cut: 20 slow cold requests answered by ${Math.round(Math.max(...answers.map((a) => a.ms)))} ms; ${started} direct calls, none after the budget`);
+  });
+
   it('turns /readyz 503 within 5 s of the cut and 200 within 5 s of the restore, then serves from the cache again', async () => {
     const legacy = await legacyApi();
     const tcp = await redisThroughProxy();
