@@ -218,6 +218,11 @@ export class CardStore {
     return this.#batched((pipeline) => markServedCommand(pipeline, this.#keys, entries, now));
   }
 
+  /** Deletes served markers (see `CardResolver`'s take-over before a refresh it waits for). */
+  async forgetServed(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.#batched((pipeline) => pipeline.del(...keys));
+  }
+
   /**
    * Queues a warm-path command into one pipeline per event-loop turn: the requests answered
    * concurrently then share one socket write (and one Pipeline) instead of one write per

@@ -21,7 +21,7 @@ import {
   type LookupKind,
 } from '../core/card-resolution.js';
 import type { CardState, ServedCardState } from '../core/card-state.js';
-import { servedKindOf, type ServedMarker } from '../core/served-marker.js';
+import { awaitsPushReload, servedKindOf, type ServedMarker } from '../core/served-marker.js';
 import type { ServedEntry } from '../redis/served-markers.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js';
@@ -161,11 +161,29 @@ export class CardResolver {
     }
     let degraded = false;
     if (waiting.length > 0) {
+      await this.#takeOverPushReloads(items, waiting, read.served, now);
       const waited = await this.#refreshAndWait(context, toRefresh, waiting, force, readAt, deadline);
       degraded = waited.degraded;
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
     }
     return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded, read });
+  }
+
+  /**
+   * This answer is about to replace Plain's placeholder or error copy in this context (a manual
+   * reload of it, mostly), so the worker that lands the card must not push a reload for that
+   * copy as well: Plain's follow-up would then meet this answer's marker and be taken for a manual
+   * reload. The marker goes before the refresh is enqueued; this answer writes its own.
+   */
+  async #takeOverPushReloads(items: readonly Item[], waiting: readonly Item[], served: (ServedMarker | null)[], now: number): Promise<void> {
+    const at = waiting.map((item) => items.indexOf(item)).filter((i) => awaitsPushReload(now, served[i] ?? null));
+    if (at.length === 0) return;
+    try {
+      await this.#d.store.forgetServed(at.map((i) => items[i]!.servedKey));
+      for (const i of at) served[i] = null;
+    } catch (err) {
+      this.#d.log.warn({ err }, 'could not take over served markers');
+    }
   }
 
   /** Enqueues the refreshes and waits for the cards that need them, until the deadline. */

@@ -131,13 +131,32 @@ describe('push reload to Plain (SPEC 11)', () => {
     expect(followUps[0]!.status).toBe(200);
     expect(followUps[0]!.body.cards).toHaveLength(1);
     expect(textOf(followUps[0]!.body.cards[0])).toBe('alpha for c_1');
-    expect(followUps[0]!.body.cards[0].timeToLiveSeconds).toBe(300);
+    expect(followUps[0]!.body.cards[0].timeToLiveSeconds).toBe(240); // fresh: 300 s less the refresh-ahead lead
     expect(legacy.calls).toHaveLength(1);
     expect(plain.reloads).toEqual([{ customerId: 'c_1', customerCardConfigId: 'cc_alpha', threadId: 'th_1' }]);
     const lookups = (await proxy.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]);
     expect(lookups).toEqual([
       ['miss', 1],
       ['fresh', 1],
+    ]);
+  });
+
+  it('pushes nothing for a copy that a manual reload replaces itself, so that no second reload follows', async () => {
+    const legacy = await slowUpstream();
+    const plain = await startFakePlainApi({ configs: CONFIGS });
+    const proxy = await startTestProxy(pushConfig(legacy, plain));
+    const inThread = cardsBody(['alpha'], 'c_1', { thread: { id: 'th_1', externalId: null } });
+
+    expect((await post(proxy, inThread)).body.cards[0].timeToLiveSeconds).toBe(15); // placeholder
+    const reload = await post(proxy, inThread); // the agent presses reload; the card lands meanwhile
+    expect(textOf(reload.body.cards[0])).toBe('alpha for c_1');
+    await settle();
+    expect(legacy.calls).toHaveLength(1);
+    expect(plain.calls).toEqual([]);
+    const lookups = (await proxy.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]);
+    expect(lookups).toEqual([
+      ['miss', 1],
+      ['reload', 1],
     ]);
   });
 
