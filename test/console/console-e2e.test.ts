@@ -52,7 +52,7 @@ if (!installed && !underCi) {
     it.skip(`skipped: no Chromium at ${CHROMIUM} (Debian: apt-get install chromium; or set CARDPROXY_CHROMIUM); under CI (CI set) this test runs and .ci/run installs it`, () => {});
   });
 } else {
-  describe('operator console in Chromium', () => {
+  describe('operator console in Chromium', { timeout: 60_000 }, () => {
     let proxy: TestProxy;
     let context: BrowserContext;
     let page: Page;
@@ -89,6 +89,8 @@ if (!installed && !underCi) {
         locale: 'en-GB',
         timezoneId: 'UTC',
       });
+      // Fail a step with Playwright's own message well before the test's time-out.
+      context.setDefaultTimeout(15_000);
       page = context.pages()[0] ?? (await context.newPage());
     }, 60_000);
 
