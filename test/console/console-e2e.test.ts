@@ -184,7 +184,7 @@ if (!installed && !underCi) {
       await shot('05-refreshed');
     });
 
-    it('opens a deep link in the same tab session, invalidates, and signs out', async () => {
+    it('opens a deep link in the same tab session, invalidates, signs out, and signs in again from a deep link', async () => {
       await page.goto(`${base}/console#/customer/w_test/c_e2e`);
       await page.reload();
       await card('showcase').waitFor();
@@ -193,6 +193,12 @@ if (!installed && !underCi) {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.locator('input[type=password]').waitFor();
       expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+      // A deep link opened without a session asks for the token, then shows that customer.
+      await page.reload();
+      await page.locator('input[type=password]').fill(TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await card('alpha').waitFor();
+      expect(page.url()).toBe(`${base}/console#/customer/w_test/c_e2e`);
     });
   });
 }
