@@ -164,6 +164,11 @@ const WorkerSchema = z.strictObject({
   concurrencyCheckIntervalMs: int(100).default(5_000),
 });
 
+const NearCacheSchema = z.strictObject({
+  /** Bytes of card state each serving process keeps in memory (SPEC 14); 0 turns it off. */
+  maxBytes: int(0, 2 ** 40).default(64 * 1024 * 1024),
+});
+
 const HttpUrlSchema = z
   .string()
   .trim()
@@ -331,6 +336,7 @@ export const ConfigSchema = z
     events: EventsSchema.prefault({}),
     worker: WorkerSchema.prefault({}),
     warming: WarmingSchema.prefault({}),
+    nearCache: NearCacheSchema.prefault({}),
     upstreams: z.record(z.string(), UpstreamSchema),
     cards: z.record(z.string(), CardSchema),
   })

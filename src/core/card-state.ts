@@ -113,7 +113,7 @@ const RETRIABLE_FAILURE_KEEP_MS = 60_000;
  * When the state stops being useful: the end of the stale window of its data, or of the negative
  * cache of its failure, whichever is later. Returns null when it is worth nothing already.
  */
-export function keepUntil(state: CardState, policy: RetentionPolicy): number | null {
+export function keepUntil(state: Pick<ServedCardState, 'data' | 'failure'>, policy: RetentionPolicy): number | null {
   let until = -Infinity;
   if (state.data) {
     until = Math.max(until, state.data.fetchedAt + (state.data.ttlSeconds + policy.staleSeconds) * 1000);

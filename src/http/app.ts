@@ -71,15 +71,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('startedAt', 0n);
-  app.addHook('onRequest', async (request) => {
+  // Callback hooks: an async hook costs a promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     request.receivedAt = deps.clock.now();
     request.startedAt = process.hrtime.bigint();
+    done();
   });
   // One warn line per rejected request (4xx but 404), so that a botched secret rotation or a
   // client certificate that does not arrive shows in the logs, not only in a status-code metric.
   // No body and no header values; at most REJECTED_LINES_PER_SECOND lines a second.
   const rejectedLines = new LogRateLimit(REJECTED_LINES_PER_SECOND, deps.clock);
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
+    done();
     const status = reply.statusCode;
     if (status < 400 || status >= 500 || status === 404) return;
     const dropped = rejectedLines.take();
@@ -100,11 +103,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       'request rejected',
     );
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
     const route = request.routeOptions.url ?? 'unmatched';
-    deps.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, seconds);
+    deps.metrics.observeHttp(request.method, route, reply.statusCode, seconds);
     if (route === '/cards') deps.metrics.recordCardsAnswer(deps.clock.now() - request.receivedAt);
+    done();
   });
   // On close, Fastify answers new requests with `Connection: close`, and Node closes the
   // connections that are idle at that moment; but a keep-alive connection whose request was still
@@ -114,9 +118,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) void reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 
   if (deps.tls?.clientCertificate === 'request') {

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
+import type { FlushReason, NearCache } from '../near-cache/near-cache.js';
 
 export type UpstreamOutcome = 'ok' | 'retriable_error' | 'integration_error';
 /** How a push reload to Plain (SPEC 11) turned out. */
@@ -37,8 +38,14 @@ export class Metrics {
   readonly refreshesEnqueued: Counter<'upstream' | 'trigger'>;
   readonly warmingDropped: Counter<'upstream'>;
   readonly webhooks: Counter<'type' | 'outcome'>;
+  readonly nearCacheFlushes: Counter<'reason'>;
 
   #queueDepth: QueueDepthSource | undefined;
+  #nearCache: NearCache | undefined;
+  /** Label children resolved once per label set (a label look-up per request costs more than the increment). */
+  readonly #lookupChildren = new Map<string, Counter.Internal>();
+  readonly #servedChildren = new Map<string, Counter.Internal>();
+  readonly #httpChildren = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
 
   constructor(opts: { budgetMs: number }) {
     const registers = [this.registry];
@@ -147,6 +154,70 @@ export class Metrics {
       labelNames: ['type', 'outcome'],
       registers,
     });
+    this.nearCacheFlushes = new Counter({
+      name: 'cardproxy_near_cache_flushes_total',
+      help: 'Times the near cache was dropped whole: its event feed broke (feed_broken) or a replay rewrote the cache (replay).',
+      labelNames: ['reason'],
+      registers,
+    });
+    const near = () => metrics.#nearCache;
+    new Gauge({
+      name: 'cardproxy_near_cache_bytes',
+      help: 'Estimated bytes of card state held in this process near cache (bounded by nearCache.maxBytes).',
+      registers,
+      collect() {
+        this.set(near()?.bytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'cardproxy_near_cache_entries',
+      help: 'Cards held in this process near cache.',
+      registers,
+      collect() {
+        this.set(near()?.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'cardproxy_near_cache_feed_up',
+      help: '1 while the near cache is served from (its event feed is continuous and current), else 0: requests read Redis.',
+      registers,
+      collect() {
+        this.set(near()?.trusted ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'cardproxy_near_cache_lookups_total',
+      help: 'Card look-ups by the near cache: hit, miss (read from Redis), bypass (feed not current: read from Redis).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const stats = near()?.stats ?? { lookups: 0, hits: 0, bypassed: 0 };
+        this.reset();
+        this.inc({ result: 'hit' }, stats.hits);
+        this.inc({ result: 'miss' }, stats.lookups - stats.hits);
+        this.inc({ result: 'bypass' }, stats.bypassed);
+      },
+    });
+  }
+
+  /** The near cache whose size and hit counts the near-cache metrics read at scrape time. */
+  setNearCache(near: NearCache): void {
+    this.#nearCache = near;
+  }
+
+  recordNearCacheFlush(reason: FlushReason): void {
+    this.nearCacheFlushes.inc({ reason });
+  }
+
+  /** Observes one HTTP request's duration. */
+  observeHttp(method: string, route: string, statusCode: number, seconds: number): void {
+    const id = `${method} ${statusCode} ${route}`;
+    let child = this.#httpChildren.get(id);
+    if (child === undefined) {
+      child = this.httpDuration.labels({ method, route, status_code: String(statusCode) });
+      this.#httpChildren.set(id, child);
+    }
+    child.observe(seconds);
   }
 
   /** Where the refresh-job gauge reads its counts at scrape time. */
@@ -160,10 +231,27 @@ export class Metrics {
   }
 
   recordLookup(cardKey: string, result: LookupKind): void {
-    this.cardLookups.inc({ card_key: cardKey, result });
+    childOf(this.#lookupChildren, this.cardLookups, cardKey, result, 'result').inc();
   }
 
   recordServed(cardKey: string, source: AnswerSource): void {
-    this.cardsServed.inc({ card_key: cardKey, source });
+    childOf(this.#servedChildren, this.cardsServed, cardKey, source, 'source').inc();
   }
+}
+
+/** The child of a per-card counter for (card key, outcome), resolved once. */
+function childOf<L extends 'result' | 'source'>(
+  cache: Map<string, Counter.Internal>,
+  counter: Counter<'card_key' | L>,
+  cardKey: string,
+  value: string,
+  label: L,
+): Counter.Internal {
+  const id = `${value}:${cardKey}`;
+  let child = cache.get(id);
+  if (child === undefined) {
+    child = counter.labels({ card_key: cardKey, [label]: value } as Record<'card_key' | L, string>);
+    cache.set(id, child);
+  }
+  return child;
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
 import { evolve, evolveKept, keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
+import type { NearCache } from '../near-cache/near-cache.js';
 import { ComponentsJson } from '../core/components-json.js';
 import { TtlSourceSchema } from '../core/effective-ttl.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
@@ -144,6 +145,7 @@ export class CardStore {
   readonly #retentionMs: number;
   readonly #retentionFor: (cardKey: string) => RetentionPolicy;
   readonly #onAppended: (type: CardEventType) => void;
+  readonly #near: NearCache | undefined;
   /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
   #batch: Array<{ add: (pipeline: ChainableCommander) => void; resolve: (value: unknown) => void; reject: (err: unknown) => void }> = [];
 
@@ -155,6 +157,11 @@ export class CardStore {
     retentionFor: (cardKey: string) => RetentionPolicy;
     /** Called once per event appended to the log (the events-appended counter). */
     onAppended?: (type: CardEventType) => void;
+    /**
+     * This process's near cache: `readForRequest` reads through it, and every card this store
+     * changes is forgotten there at once (the change feed tells the other processes).
+     */
+    nearCache?: NearCache | undefined;
   }) {
     this.#redis = opts.redis;
     this.#keys = opts.keys;
@@ -162,6 +169,7 @@ export class CardStore {
     this.#retentionMs = opts.retentionSeconds * 1000;
     this.#retentionFor = opts.retentionFor;
     this.#onAppended = opts.onAppended ?? (() => {});
+    this.#near = opts.nearCache?.enabled ? opts.nearCache : undefined;
     if (typeof (this.#redis as { cardproxyApplyEvents?: unknown }).cardproxyApplyEvents !== 'function') {
       this.#redis.defineCommand('cardproxyApplyEvents', { lua: APPLY_EVENTS_LUA });
     }
@@ -175,23 +183,88 @@ export class CardStore {
   }
 
   /**
-   * The one round trip of a `/cards` request: the cached states of its cards and their served
-   * markers (what Plain was last given and until when). All keys share the customer's hash tag.
+   * The cached states of a `/cards` request's cards and, for manual reload detection and for not
+   * writing served markers that are already right, when Plain's copies expire.
+   *
+   * Without a near cache: one `MGET` of all of them (they share the customer's hash tag). With
+   * one: states come from it while its feed is trusted, and Redis is asked only for what it does
+   * not hold; served markers are taken from what the near cache remembers, except with
+   * `readMarkers` (a single-key request, which may be a manual reload: its marker is always read
+   * from Redis, since any process may have answered that card last). A warm multi-key request
+   * thus needs no round trip at all.
    */
   async readForRequest(
     refs: readonly CardRef[],
     servedKeys: readonly string[],
+    readMarkers = true,
   ): Promise<{ states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] }> {
-    const keys = new Array<string>(refs.length + servedKeys.length);
-    for (let i = 0; i < refs.length; i++) keys[i] = this.#keys.card(refs[i]!);
-    for (let i = 0; i < servedKeys.length; i++) keys[refs.length + i] = servedKeys[i]!;
-    const values = (await this.#batched((pipeline) => pipeline.mget(keys))) as (string | null)[];
+    const n = refs.length;
+    const states = new Array<ServedCardState | undefined>(n);
+    const served = new Array<ServedMarker | null>(n).fill(null);
+    const cardKeys = new Array<string>(n);
+    for (let i = 0; i < n; i++) cardKeys[i] = this.#keys.card(refs[i]!);
+    const near = this.#near;
+    const now = this.#clock.now();
+    const trusted = near?.trusted === true;
+    if (near) near.stats[trusted ? 'lookups' : 'bypassed'] += n;
+    // Indexes whose state, and whose served marker, come from Redis.
+    const stateFromRedis: number[] = [];
+    const markerFromRedis: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const entry = trusted ? near!.get(cardKeys[i]!, now) : undefined;
+      if (entry === undefined) {
+        stateFromRedis.push(i);
+        markerFromRedis.push(i);
+        continue;
+      }
+      near!.stats.hits++;
+      states[i] = entry.state;
+      if (readMarkers) markerFromRedis.push(i);
+      else served[i] = entry.served.get(servedKeys[i]!) ?? null;
+    }
+    if (markerFromRedis.length === 0) return { states, served };
+
+    const keys = new Array<string>(stateFromRedis.length + markerFromRedis.length);
+    for (let j = 0; j < stateFromRedis.length; j++) keys[j] = cardKeys[stateFromRedis[j]!]!;
+    for (let j = 0; j < markerFromRedis.length; j++) keys[stateFromRedis.length + j] = servedKeys[markerFromRedis[j]!]!;
+    const ticket = near?.begin(keys.slice(0, stateFromRedis.length));
+    let values: (string | null)[];
+    try {
+      values = (await this.#batched((pipeline) => pipeline.mget(keys))) as (string | null)[];
+    } catch (err) {
+      if (ticket) near!.end(ticket);
+      throw err;
+    }
+    for (let j = 0; j < markerFromRedis.length; j++) {
+      served[markerFromRedis[j]!] = decodeServedMarker(values[stateFromRedis.length + j]);
+    }
     // States come back with their components as stored JSON text (see decodeCardStateForServing).
-    const states = new Array<ServedCardState | undefined>(refs.length);
-    for (let i = 0; i < refs.length; i++) states[i] = decodeCardStateForServing(values[i] ?? null);
-    const served = new Array<ServedMarker | null>(servedKeys.length);
-    for (let i = 0; i < servedKeys.length; i++) served[i] = decodeServedMarker(values[refs.length + i]);
+    for (let j = 0; j < stateFromRedis.length; j++) {
+      const i = stateFromRedis[j]!;
+      const state = decodeCardStateForServing(values[j] ?? null);
+      states[i] = state;
+      if (ticket && state !== undefined && near!.keep(ticket, cardKeys[i]!)) this.#keepNear(cardKeys[i]!, refs[i]!.cardKey, state);
+    }
+    if (ticket) near!.end(ticket);
+    if (near) {
+      for (const i of markerFromRedis) if (states[i] !== undefined) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
+    }
     return { states, served };
+  }
+
+  /** Stores a state read from Redis in the near cache, its components as bytes. */
+  #keepNear(key: string, cardKey: string, state: ServedCardState): void {
+    const until = keepUntil(state, this.#retentionFor(cardKey));
+    if (until === null) return;
+    let size = 0;
+    let kept = state;
+    const components = state.data?.components;
+    if (components != null) {
+      const bytes = components instanceof ComponentsJson ? components.bytes : Buffer.from(JSON.stringify(components), 'utf8');
+      size = bytes.length;
+      kept = { ...state, data: { ...state.data!, components: ComponentsJson.fromBytes(bytes) } };
+    }
+    this.#near!.put(key, kept, until, size);
   }
 
   /** Reads card states (refresh worker, invalidation, replay). */
@@ -212,10 +285,17 @@ export class CardStore {
    * Sent without waiting for the reply: it is not on the response's critical path, and a lost
    * marker only misses one reload.
    */
-  markServed(entries: readonly ServedEntry[]): Promise<unknown> {
+  markServed(entries: readonly ServedEntry[], nearKeys?: readonly string[]): Promise<unknown> {
     if (entries.length === 0) return Promise.resolve(0);
     const now = this.#clock.now();
-    return this.#batched((pipeline) => markServedCommand(pipeline, this.#keys, entries, now));
+    const written = this.#batched((pipeline) => markServedCommand(pipeline, this.#keys, entries, now));
+    const near = this.#near;
+    if (!near || !nearKeys) return written;
+    // Once written, the markers are known to hold these values (see NearEntry.served).
+    return written.then((result) => {
+      entries.forEach((entry, i) => near.rememberServed(nearKeys[i]!, entry.key, entry.marker));
+      return result;
+    });
   }
 
   /** Deletes served markers (see `CardResolver`'s take-over before a refresh it waits for). */
@@ -274,7 +354,8 @@ export class CardStore {
     events: readonly CardStateEvent[],
     opts: { release?: readonly OwnedMarker[]; notice?: RefreshNotice } = {},
   ): Promise<string[]> {
-    const { result } = await this.#applyCardEvents(events, { replay: false, ...opts });
+    const { result, written } = await this.#applyCardEvents(events, { replay: false, ...opts });
+    for (const key of written.keys()) this.#near?.invalidate(key);
     for (const event of events) this.#onAppended(event.type);
     return result.slice(1).map(String);
   }
@@ -295,6 +376,7 @@ export class CardStore {
       else byCard.set(key, [event]);
     }
     const results = await Promise.all([...byCard.values()].map((group) => this.#applyCardEvents(group, { replay: true })));
+    for (const key of byCard.keys()) this.#near?.invalidate(key);
     return new Map(results.flatMap(({ written }) => [...written]));
   }
 

@@ -18,6 +18,11 @@ export interface KeyLayout {
   readonly ttlOverrides: string;
   /** Pub/sub channel on which refresh outcomes are announced to waiting requests. */
   readonly refreshChannel: string;
+  /**
+   * A counter that replay bumps when it has rewritten projections (without appending events), so
+   * that every process's near cache drops what it holds. Holds no card state.
+   */
+  readonly cacheEpoch: string;
   /** Projection of one card's events. */
   card(ref: CardRef): string;
   /** Marks a card whose refresh is queued or running (single-flight). */
@@ -70,6 +75,7 @@ export function keyLayout(prefix: string): KeyLayout {
     events: `${prefix}:events`,
     ttlOverrides: `${prefix}:ttl-overrides`,
     refreshChannel: `${prefix}:refresh-outcomes`,
+    cacheEpoch: `${prefix}:cache-epoch`,
     card: (ref: CardRef) => `${customerTag(ref.workspaceId, ref.customerId)}:card:${cardSuffix(ref)}`,
     inflight: (ref: CardRef) => `${customerTag(ref.workspaceId, ref.customerId)}:inflight:${cardSuffix(ref)}`,
     served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>

@@ -55,6 +55,16 @@ const MAX_CATCH_UP_ROUNDS = 50;
 
 /** Rebuilds every derived key from the event log; see the module comment. */
 export async function replayEventLog(deps: ReplayDeps): Promise<ReplaySummary> {
+  try {
+    return await rebuild(deps);
+  } finally {
+    // Projections were rewritten without events: every serving process drops its near cache
+    // (also after a failed run, which may have left projections half rebuilt).
+    await deps.redis.incr(deps.keys.cacheEpoch).catch((err: unknown) => deps.log?.warn({ err }, 'could not announce the replay to near caches'));
+  }
+}
+
+async function rebuild(deps: ReplayDeps): Promise<ReplaySummary> {
   const { redis, store, keys } = deps;
   const batchSize = deps.batchSize ?? 500;
   const started = Date.now();

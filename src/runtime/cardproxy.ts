@@ -22,6 +22,8 @@ import { createPushReloads, type PushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { UpstreamSlots } from '../refresh/upstream-slots.js';
 import { CardResolver } from '../service/card-resolver.js';
+import { NearCache } from '../near-cache/near-cache.js';
+import { ChangeFeed } from '../near-cache/change-feed.js';
 import { AdminOperations } from '../admin/admin-operations.js';
 import { PlainWebhooks } from '../warming/plain-webhooks.js';
 import type { WebhookRouteOptions } from '../http/routes/webhooks.js';
@@ -74,6 +76,12 @@ export interface Cardproxy {
  */
 const DIRECT_MAX_WAITING = 32;
 
+/**
+ * The most a near cache may lag behind the event log while it is served from. SPEC 14 allows
+ * 100 ms for a change to be seen everywhere; the rest is margin for timers and the event loop.
+ */
+const NEAR_CACHE_MAX_LAG_MS = 75;
+
 /** How long start-up waits for Redis before serving in degraded mode. */
 const STARTUP_REDIS_WAIT_MS = 3000;
 
@@ -95,6 +103,12 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   const commandTimeoutMs = Math.min(1000, Math.max(100, Math.floor(config.budgetMs / 4)));
   const redisLog = log.child({ component: 'redis' });
   const redis = createCommandConnection(config.redis.url, redisLog, commandTimeoutMs);
+  // A serving process keeps the cards it reads in memory, current through the event feed.
+  const nearCache =
+    serves && config.nearCache.maxBytes > 0
+      ? new NearCache({ maxBytes: config.nearCache.maxBytes, maxLagMs: NEAR_CACHE_MAX_LAG_MS, onFlush: (reason) => metrics.recordNearCacheFlush(reason) })
+      : undefined;
+  if (nearCache) metrics.setNearCache(nearCache);
   const storeFor = (connection: Redis) =>
     new CardStore({
       redis: connection,
@@ -103,6 +117,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       retentionSeconds: config.events.retentionSeconds,
       retentionFor: (cardKey) => policies.get(cardKey) ?? live.config.defaults,
       onAppended: (type) => metrics.eventsAppended.inc({ type }),
+      nearCache,
     });
   const store = storeFor(redis);
   const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, metrics, maxQueuedWarming: config.warming.maxQueued });
@@ -142,6 +157,13 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log: log.child({ component: 'refresh-worker' }),
     });
     workers.start();
+  }
+
+  let feed: ChangeFeed | undefined;
+  if (nearCache) {
+    const feedRedis = createBlockingConnection(config.redis.url, redisLog, 'near-cache-feed');
+    feed = new ChangeFeed({ redis: feedRedis, keys, near: nearCache, log: log.child({ component: 'near-cache' }) });
+    feed.start();
   }
 
   let subscriber: Redis | undefined;
@@ -250,6 +272,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       jobRedis?.disconnect();
       await scheduler.close();
       subscriber?.disconnect();
+      await feed?.close();
       await redis.quit().catch(() => redis.disconnect());
       log.info({ role }, 'stopped');
     })());

@@ -126,9 +126,12 @@ export class CardResolver {
     const readAt = d.clock.now();
     let read: Awaited<ReturnType<CardStore['readForRequest']>>;
     try {
+      // Only a single-key request can be a manual reload: only then must its served marker be
+      // read from Redis (any process may have answered it last).
       read = await d.store.readForRequest(
         items.map((i) => i.ref),
         items.map((i) => i.servedKey),
+        keys.length === 1,
       );
     } catch (err) {
       d.log.warn({ err }, 'cache unreachable: calling upstreams directly');
@@ -271,6 +274,7 @@ export class CardResolver {
     const now = d.clock.now();
     const cards: PlainCard[] = [];
     const served: ServedEntry[] = [];
+    const nearKeys: string[] = [];
     items.forEach((item, i) => {
       const answer = answers[i]!;
       cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
@@ -279,13 +283,14 @@ export class CardResolver {
       const before = opts.read?.served[i];
       if (before?.until !== marker.until || before.kind !== marker.kind) {
         served.push({ key: item.servedKey, workspaceId: item.ref.workspaceId, customerId: item.ref.customerId, contextThreadId: item.contextThreadId, cardKey: item.key, marker });
+        nearKeys.push(d.store.keys.card(item.ref));
       }
       d.metrics.recordLookup(item.key, kinds[i]!);
       d.metrics.recordServed(item.key, answer.source);
       outcomes.push({ key: item.key, result: kinds[i]!, source: answer.source, ms: now - receivedAt });
     });
     if (!opts.degraded && served.length > 0) {
-      d.store.markServed(served).catch((err: unknown) => d.log.warn({ err }, 'could not record served cards'));
+      d.store.markServed(served, nearKeys).catch((err: unknown) => d.log.warn({ err }, 'could not record served cards'));
     }
     return { cards, outcomes, degraded: opts.degraded };
   }

@@ -59,6 +59,7 @@ describe('parseConfig: defaults', () => {
       events: { retentionSeconds: 604800 },
       worker: { lockDurationMs: 10000, stalledIntervalMs: 5000, concurrencyCheckIntervalMs: 5000 },
       warming: { webhookToleranceSeconds: 300, webhookEvents: [...DEFAULT_WEBHOOK_EVENTS], maxQueued: 10000 },
+      nearCache: { maxBytes: 67108864 },
       upstreams: {
         billing: {
           url: 'https://billing.internal/plain-cards',

@@ -1,11 +1,12 @@
 /**
- * "A warm /cards request costs one Redis round trip": watched with MONITOR on the real Redis,
- * repeated warm requests send one command for the test's keys and write nothing.
+ * What a warm /cards request costs in Redis, watched with MONITOR on the real Redis: with the
+ * near cache (the default) repeated warm multi-key requests send no command at all; without it
+ * (`nearCache.maxBytes: 0`) one MGET each. Neither writes anything.
  */
 import { afterEach, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, testConfig } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
 
 let legacy: FakeUpstream | undefined;
 afterEach(async () => {
@@ -13,33 +14,101 @@ afterEach(async () => {
   await legacy?.close();
 });
 
-it('answers repeated warm requests with one MGET each and no writes', async () => {
-  legacy = await startFakeUpstream();
-  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 } });
-  const proxy = await startTestProxy(config);
-  const prefix = config.redis.keyPrefix;
-  await postCards(proxy, cardsBody(['alpha', 'beta'])); // cold: loads the cards
-  await postCards(proxy, cardsBody(['alpha', 'beta'])); // warm: records when Plain's copies expire
-
+/** The commands on the test's card states and served markers while `run` runs (not the queue's, not the event feed's). */
+async function watchCommands(prefix: string, run: () => Promise<void>, settle: (seen: string[]) => boolean): Promise<string[]> {
   const monitor = new Redis(redisUrl());
   const seen: string[] = [];
   const feed = await monitor.monitor();
+  const cardKey = (a: string) => a.startsWith(`${prefix}:{`) && (a.includes('}:card:') || a.includes('}:served:'));
   feed.on('monitor', (_time: string, args: string[]) => {
-    if (args.some((a) => a.startsWith(`${prefix}:`))) seen.push(args.join(' '));
+    if (args.some(cardKey)) seen.push(args.join(' '));
   });
   try {
     await new Promise((r) => setTimeout(r, 50)); // MONITOR is live
-    for (let i = 0; i < 3; i++) {
-      const res = await postCards(proxy, cardsBody(['alpha', 'beta']));
-      expect(res.body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([240, 240]); // 300 less the 60 s refresh-ahead lead
-    }
-    await eventually(() => seen.length >= 3, 2000, 'the three reads');
+    await run();
+    await eventually(() => settle(seen), 2000, 'the expected reads');
     await new Promise((r) => setTimeout(r, 100)); // anything written after the answers shows up too
   } finally {
     feed.disconnect();
     monitor.disconnect();
   }
+  return seen;
+}
+
+/** The near cache's look-up counts (hit, miss, bypass) as /metrics reports them. */
+async function nearLookups(proxy: TestProxy): Promise<Record<string, number>> {
+  const metric = await proxy.metrics.registry.getSingleMetric('cardproxy_near_cache_lookups_total')!.get();
+  return Object.fromEntries(metric.values.map((v) => [String(v.labels.result), v.value]));
+}
+
+it('answers repeated warm multi-key requests from the near cache: no Redis command, no write', async () => {
+  legacy = await startFakeUpstream();
+  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 } });
+  const proxy = await startTestProxy(config);
+  await postCards(proxy, cardsBody(['alpha', 'beta'])); // cold: loads the cards
+  await postCards(proxy, cardsBody(['alpha', 'beta'])); // warm: records when Plain's copies expire
+  await new Promise((r) => setTimeout(r, 150)); // the feed has passed the load's events
+  const before = await nearLookups(proxy);
+
+  const seen = await watchCommands(
+    config.redis.keyPrefix,
+    async () => {
+      for (let i = 0; i < 5; i++) {
+        const res = await postCards(proxy, cardsBody(['alpha', 'beta']));
+        expect(res.body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([240, 240]); // 300 less the 60 s refresh-ahead lead
+      }
+    },
+    () => true,
+  );
+  const after = await nearLookups(proxy);
+  const hits = after.hit! - before.hit!;
+  // On a loaded machine the feed may lag past its bound for a moment: a request then reads Redis
+  // (one MGET for both keys), never a copy that could be stale. Every other look-up is a hit.
+  const fromRedis = after.miss! - before.miss! + (after.bypass! - before.bypass!);
+  expect(hits + fromRedis).toBe(10);
+  expect(hits).toBeGreaterThanOrEqual(2);
+  expect(seen).toHaveLength(fromRedis / 2);
+  for (const command of seen) expect(command.split(' ')[0]!.toLowerCase()).toBe('mget');
+  expect(legacy.calls).toHaveLength(1);
+});
+
+it('answers repeated warm requests with one MGET each and no writes when the near cache is off', async () => {
+  legacy = await startFakeUpstream();
+  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 }, nearCache: { maxBytes: 0 } });
+  const proxy = await startTestProxy(config);
+  await postCards(proxy, cardsBody(['alpha', 'beta']));
+  await postCards(proxy, cardsBody(['alpha', 'beta']));
+  const seen = await watchCommands(
+    config.redis.keyPrefix,
+    async () => {
+      for (let i = 0; i < 3; i++) expect((await postCards(proxy, cardsBody(['alpha', 'beta']))).status).toBe(200);
+    },
+    (s) => s.length >= 3,
+  );
   expect(seen).toHaveLength(3);
   for (const command of seen) expect(command.split(' ')[0]!.toLowerCase()).toBe('mget');
+  expect(legacy.calls).toHaveLength(1);
+});
+
+it('reads only the served marker of a warm single-key request (it may be a manual reload)', async () => {
+  legacy = await startFakeUpstream();
+  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 } });
+  const proxy = await startTestProxy(config);
+  await postCards(proxy, cardsBody(['alpha', 'beta'])); // loads the cards
+  await postCards(proxy, cardsBody(['alpha', 'beta'])); // keeps them in the near cache
+  await new Promise((r) => setTimeout(r, 150)); // the feed has passed the load's events
+  const seen = await watchCommands(
+    config.redis.keyPrefix,
+    async () => {
+      const res = await postCards(proxy, cardsBody(['alpha'], 'c_1', { thread: { id: 't_single' } }));
+      expect(res.body.cards[0].timeToLiveSeconds).toBe(240);
+    },
+    (s) => s.length >= 1,
+  );
+  // One MGET of the marker alone (the state came from the near cache; with the feed lagging for
+  // a moment, of the state too), then the marker written.
+  expect(seen[0]).toMatch(new RegExp(`^mget (${config.redis.keyPrefix}:\\{[^}]*\\}:card:alpha )?${config.redis.keyPrefix}:\\{[^}]*\\}:served:t_single:alpha$`, 'i'));
+  // (MONITOR also shows the SET the script runs.)
+  expect(seen.slice(1).every((c) => /^(eval|evalsha|set) /i.test(c) && c.includes(':served:t_single:alpha'))).toBe(true);
   expect(legacy.calls).toHaveLength(1);
 });

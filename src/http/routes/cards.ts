@@ -3,6 +3,7 @@
  * limit, 413), signature over the raw bytes (401), then JSON and schema (400).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { CardsRequestSchema } from '../../core/plain-protocol.js';
 import { describeZodIssues } from '../../core/describe-zod-issues.js';
 import { verifySignature } from '../../core/signature.js';
@@ -10,6 +11,7 @@ import { ComponentsJson } from '../../core/components-json.js';
 import type { CardResolver, PlainCard } from '../../service/card-resolver.js';
 import { sendError } from '../errors.js';
 import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';
+import { cardsLineWriter } from '../../observability/cards-line.js';
 
 export interface CardsRouteOptions {
   readonly resolver: CardResolver;
@@ -41,6 +43,7 @@ export function decodeJsonObject(
 
 export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions): Promise<void> {
   const { resolver } = opts;
+  const writeCardsLine = cardsLineWriter(app.log as Logger);
   // The signature covers the bytes as received, so this scope takes every body raw.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
@@ -66,36 +69,42 @@ export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions)
       return sendError(reply, 400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
     }
     const result = await resolver.resolve(workspaceId, parsed.data, request.receivedAt);
-    request.log.info(
-      {
-        workspaceId,
-        customerId: parsed.data.customer.id,
-        threadId: parsed.data.thread?.id ?? null,
-        keys: result.outcomes,
-        degraded: result.degraded,
-      },
-      'cards answered',
-    );
+    writeCardsLine({
+      reqId: request.id,
+      workspaceId,
+      customerId: parsed.data.customer.id,
+      threadId: parsed.data.thread?.id ?? null,
+      keys: result.outcomes,
+      degraded: result.degraded,
+    });
     return reply
       .type('application/json; charset=utf-8')
       .header(CACHE_STATUS_HEADER, cacheStatusHeader(parsed.data.cardKeys, result.outcomes))
-      .serializer(serializeCardsAnswer)
-      .send({ cards: result.cards });
+      .send(serializeCardsAnswer({ cards: result.cards }));
   });
 }
 
 /**
- * The `/cards` answer, byte for byte what `JSON.stringify({ cards })` gives, except that
- * components answered straight from the cache are written as the JSON text they were stored as
- * instead of being parsed and serialized again (most of a warm request's work otherwise).
+ * The `/cards` answer, byte for byte what `JSON.stringify({ cards })` gives, assembled as bytes:
+ * components answered straight from the cache are copied in as the UTF-8 JSON they were stored
+ * as instead of being parsed and serialized again (most of a warm request's work otherwise).
  */
-export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): string {
+export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): Buffer {
   const { cards } = payload;
-  let out = '{"cards":[';
+  const parts: Buffer[] = [OPEN];
+  let length = OPEN.length + CLOSE.length;
   for (let i = 0; i < cards.length; i++) {
     const card = cards[i]!;
-    const components = card.components instanceof ComponentsJson ? card.components.text : JSON.stringify(card.components);
-    out += `${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":${components}}`;
+    const components = card.components instanceof ComponentsJson ? card.components.bytes : Buffer.from(JSON.stringify(card.components), 'utf8');
+    // Keys are schema-checked (^[a-zA-Z0-9_-]+$) and TTLs are integers: plain ASCII.
+    const head = Buffer.from(`${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":`, 'latin1');
+    parts.push(head, components, CARD_END);
+    length += head.length + components.length + 1;
   }
-  return `${out}]}`;
+  parts.push(CLOSE);
+  return Buffer.concat(parts, length);
 }
+
+const OPEN = Buffer.from('{"cards":[');
+const CLOSE = Buffer.from(']}');
+const CARD_END = Buffer.from('}');

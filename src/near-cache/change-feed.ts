@@ -1,0 +1,173 @@
+/**
+ * Keeps a near cache current by tailing the event log (SPEC 6 and 14). Every change of a card's
+ * state is an event appended in the same atomic step as its projection, so reading the stream in
+ * order tells this process about every change; the feed forgets the changed card (the next read
+ * takes it from Redis). Replay changes projections without appending events: it bumps
+ * `<prefix>:cache-epoch` when it is done, and the feed drops everything when that value moves.
+ *
+ * One connection of its own, polling `GET epoch` + `XREAD` (not blocking) from the last id read
+ * every `POLL_MS` (about 100 cheap commands a second per process); each reply that is not truncated by COUNT confirms "every change made before
+ * this command was sent is applied", which is what the near cache's lag check reads. (A blocking
+ * XREAD would deliver events sooner, but its time-out is only as precise as Redis' `hz` timer,
+ * 100 ms by default, so it cannot serve as the heartbeat that bound needs.)
+ *
+ * When the feed breaks (connection lost, an error, or no reply within `STALL_MS`): the near cache
+ * is dropped at once and not served from; requests read Redis (or, if Redis itself is gone, take
+ * the degraded direct path) until the feed is back. Then it restarts from the stream's current
+ * end: nothing read before that point is kept, so no change made during the break can be missed.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { KeyLayout } from '../redis/keys.js';
+import type { NearCache } from './near-cache.js';
+
+/** Pause between polls when the last one found the log read to its end. */
+const POLL_MS = 20;
+/** Entries per XREAD; a full reply means more may be waiting. */
+const COUNT = 1000;
+/** A reply later than this means the feed is stuck (a hung connection): drop and reconnect. */
+const STALL_MS = 2000;
+/** Pause before trying again after an error. */
+const RETRY_MS = 100;
+
+type XReadReply = Array<[stream: string, entries: Array<[id: string, fields: string[]]>]> | null;
+
+export class ChangeFeed {
+  readonly #redis: Redis;
+  readonly #keys: KeyLayout;
+  readonly #near: NearCache;
+  readonly #log: Logger;
+  #closed = false;
+  /** Bumped whenever the connection closes: a reply sent before then is not trusted. */
+  #connection = 0;
+  #lastError = '';
+  #loop: Promise<void> | undefined;
+
+  constructor(opts: { redis: Redis; keys: KeyLayout; near: NearCache; log: Logger }) {
+    this.#redis = opts.redis;
+    this.#keys = opts.keys;
+    this.#near = opts.near;
+    this.#log = opts.log;
+    this.#redis.on('close', () => {
+      this.#connection++;
+      if (!this.#closed && this.#near.continuous) this.#broken(new Error('feed connection closed'));
+    });
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops the loop and closes the feed's connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#redis.disconnect();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    let lastId: string | null = null;
+    let epoch: string | null = null;
+    while (!this.#closed) {
+      const connection = this.#connection;
+      const sentAt = performance.now();
+      let stall: NodeJS.Timeout | undefined;
+      try {
+        const stalled = new Promise<never>((_, reject) => {
+          stall = setTimeout(() => reject(new Error(`no reply from the event feed within ${STALL_MS} ms`)), STALL_MS);
+        });
+        if (lastId === null) {
+          // (Re)start at the stream's current end: everything cached from now on is read after it.
+          const reply = await Promise.race([
+            this.#redis.pipeline().get(this.#keys.cacheEpoch).xrevrange(this.#keys.events, '+', '-', 'COUNT', 1).exec(),
+            stalled,
+          ]);
+          const [epochReply, newest] = results(reply, 2);
+          if (connection !== this.#connection) continue;
+          epoch = epochReply as string | null;
+          lastId = (newest as Array<[string, string[]]>)[0]?.[0] ?? '0-0';
+          this.#near.resume(sentAt);
+          this.#recovered();
+          continue;
+        }
+        const reply = await Promise.race([
+          this.#redis
+            .pipeline()
+            .get(this.#keys.cacheEpoch)
+            .xread('COUNT', COUNT, 'STREAMS', this.#keys.events, lastId)
+            .exec(),
+          stalled,
+        ]);
+        const [epochReply, read] = results(reply, 2);
+        if (connection !== this.#connection) {
+          lastId = null;
+          continue;
+        }
+        if (epochReply !== epoch) {
+          epoch = epochReply as string | null;
+          this.#near.flush('replay');
+        }
+        const entries = (read as XReadReply)?.[0]?.[1] ?? [];
+        for (const [id, fields] of entries) {
+          lastId = id;
+          const key = this.#changedCard(fields);
+          if (key !== null) this.#near.invalidate(key);
+        }
+        if (entries.length < COUNT) {
+          this.#near.covered(sentAt);
+          await sleep(POLL_MS);
+        }
+      } catch (err) {
+        if (this.#closed) break;
+        this.#broken(err);
+        lastId = null;
+        if (err instanceof Error && err.message.startsWith('no reply')) this.#redis.disconnect(true);
+        await sleep(RETRY_MS);
+      } finally {
+        clearTimeout(stall);
+      }
+    }
+  }
+
+  /** The projection key of the card an entry changed, or null (TTL overrides change no card). */
+  #changedCard(fields: readonly string[]): string | null {
+    let data: string | undefined;
+    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'data') data = fields[i + 1];
+    if (data === undefined) return null;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return null;
+    }
+    if (typeof parsed !== 'object' || parsed === null) return null;
+    const { workspaceId, customerId, threadId, cardKey } = parsed as Record<string, unknown>;
+    if (typeof workspaceId !== 'string' || typeof customerId !== 'string' || typeof cardKey !== 'string') return null;
+    return this.#keys.card({ workspaceId, customerId, threadId: typeof threadId === 'string' ? threadId : null, cardKey });
+  }
+
+  #broken(err: unknown): void {
+    if (this.#near.continuous) this.#near.flush('feed_broken');
+    const message = err instanceof Error ? err.message : String(err);
+    if (message !== this.#lastError) this.#log.warn({ err }, 'event feed broken: near cache dropped, reading Redis until it is back');
+    this.#lastError = message;
+  }
+
+  #recovered(): void {
+    if (this.#lastError !== '') this.#log.info('event feed back: near cache in use again');
+    this.#lastError = '';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The replies of a pipeline, throwing the first command error. */
+function results(reply: Array<[Error | null, unknown]> | null, n: number): unknown[] {
+  if (reply === null || reply.length < n) throw new Error('incomplete reply from the event feed');
+  return reply.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

@@ -1,0 +1,240 @@
+/**
+ * The near cache: a bounded in-memory copy of the card projections one serving process reads, so
+ * that a warm multi-key `/cards` request touches no Redis at all (SPEC section 14).
+ *
+ * It never decides anything about a card: it holds decoded states (components kept as stored
+ * JSON bytes) and forgets them. Consistency comes from the change feed (change-feed.ts), which
+ * reads every event appended to the log and calls `invalidate` for the card it changed; this
+ * process's own writes invalidate synchronously. An entry is served only while the feed is
+ * *trusted*: continuous since the entry was read, and known to have delivered every change made
+ * up to at most `maxLagMs` ago. Otherwise reads go to Redis as if the cache were not there.
+ *
+ * Races between a Redis read and a change: a read registers its keys before it is sent
+ * (`begin`); a change of one of those keys processed while the read is in flight, or any flush,
+ * makes its result unfit to keep (`keep` answers false), because Redis may have answered with
+ * the state from before the change. A change processed before the read was sent is harmless.
+ *
+ * Bounded by `maxBytes` (an estimate of what the entries hold: the components' bytes plus a fixed
+ * overhead per entry and per remembered served marker), least recently used first out.
+ */
+import type { ServedCardState } from '../core/card-state.js';
+import { mayKeepServedMarkerInMemory, type ServedMarker } from '../core/served-marker.js';
+
+/** One cached card projection. */
+export interface NearEntry {
+  readonly state: ServedCardState;
+  /** When the projection expires from Redis (its keep-until, by the card clock): absent after. */
+  readonly keepUntil: number;
+  /**
+   * Served markers known to hold their value in Redis since this state was read: served key →
+   * marker. Only data markers (`mayKeepServedMarkerInMemory`); absent means "not known" (a
+   * multi-key answer then writes its marker). Dropped with the entry on any change of the card.
+   */
+  readonly served: Map<string, ServedMarker>;
+  bytes: number;
+}
+
+/** Why everything was dropped; the `reason` label of cardproxy_near_cache_flushes_total. */
+export type FlushReason = 'feed_broken' | 'replay';
+
+/** A read in flight: which keys it registered, and the generation it started in. */
+export interface ReadTicket {
+  readonly keys: readonly string[];
+  readonly generation: number;
+  readonly seq: number;
+}
+
+/** Fixed estimate of what an entry costs besides its components' bytes (objects, key string). */
+const ENTRY_OVERHEAD_BYTES = 400;
+/** Estimate per remembered served marker (its key string and the map slot). */
+const SERVED_OVERHEAD_BYTES = 200;
+/** Served markers remembered per entry at most; past it the memory starts over (markers are written again). */
+const MAX_SERVED_PER_ENTRY = 64;
+
+export interface NearCacheOptions {
+  /** Upper bound of the estimated bytes held; 0 turns the cache off. */
+  readonly maxBytes: number;
+  /** How old the feed's last confirmed position may be while entries are served (SPEC 14: 100 ms). */
+  readonly maxLagMs: number;
+  /** A monotonic clock in ms for the feed's lag (real time, not the card clock). */
+  readonly monotonicNow?: () => number;
+  /** Called when everything is dropped. */
+  readonly onFlush?: (reason: FlushReason) => void;
+}
+
+export class NearCache {
+  readonly maxBytes: number;
+  /**
+   * Card look-ups served while the feed was trusted, of which hits; and look-ups that bypassed the
+   * cache because it was not. Plain numbers, read by the metrics at scrape time (nothing per request).
+   */
+  readonly stats = { lookups: 0, hits: 0, bypassed: 0 };
+  readonly #maxLagMs: number;
+  readonly #monotonicNow: () => number;
+  readonly #onFlush: (reason: FlushReason) => void;
+  /** Insertion order is recency order: a hit moves its entry to the end. */
+  readonly #entries = new Map<string, NearEntry>();
+  #bytes = 0;
+  /** Bumped by every flush and when the feed becomes continuous: older reads may not be kept. */
+  #generation = 0;
+  /** Counts changes; a ticket remembers the count when its read started. */
+  #seq = 0;
+  /** Keys with reads in flight → how many. */
+  readonly #pending = new Map<string, number>();
+  /** Keys changed while reads of them were in flight → `#seq` of that change. */
+  readonly #changedAt = new Map<string, number>();
+  /** The feed delivers every change from a known position on (false until it starts, and after it broke). */
+  #continuous = false;
+  /** Every change made before this moment (monotonic ms) has been applied. */
+  #coveredAt = -Infinity;
+
+  constructor(opts: NearCacheOptions) {
+    this.maxBytes = opts.maxBytes;
+    this.#maxLagMs = opts.maxLagMs;
+    this.#monotonicNow = opts.monotonicNow ?? (() => performance.now());
+    this.#onFlush = opts.onFlush ?? (() => {});
+  }
+
+  get enabled(): boolean {
+    return this.maxBytes > 0;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Whether entries may be served now: the feed is continuous and has caught up recently enough. */
+  get trusted(): boolean {
+    return this.#continuous && this.#monotonicNow() - this.#coveredAt <= this.#maxLagMs;
+  }
+
+  /** Whether the feed is continuous (it may still lag). */
+  get continuous(): boolean {
+    return this.#continuous;
+  }
+
+  // --- the feed's side ----------------------------------------------------------------------
+
+  /**
+   * The feed reads every change from now on, starting at a position it read at `sentAt`
+   * (monotonic ms). Reads started before this moment are not kept: they may predate that position.
+   */
+  resume(sentAt: number): void {
+    this.#generation++;
+    this.#continuous = true;
+    this.#coveredAt = sentAt;
+  }
+
+  /** Every change made before `sentAt` (monotonic ms) has been passed to `invalidate`. */
+  covered(sentAt: number): void {
+    if (sentAt > this.#coveredAt) this.#coveredAt = sentAt;
+  }
+
+  /** A card's projection changed: forget it, and spoil reads of it in flight. */
+  invalidate(key: string): void {
+    this.#seq++;
+    if (this.#pending.has(key)) this.#changedAt.set(key, this.#seq);
+    this.#remove(key);
+  }
+
+  /** Drops everything. `feed_broken` also stops serving until the feed `resume`s. */
+  flush(reason: FlushReason): void {
+    this.#generation++;
+    if (reason === 'feed_broken') this.#continuous = false;
+    this.#entries.clear();
+    this.#bytes = 0;
+    this.#onFlush(reason);
+  }
+
+  // --- the read side ------------------------------------------------------------------------
+
+  /** The entry for `key` if it may be served at `now` (card clock), marking it recently used. */
+  get(key: string, now: number): NearEntry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (now >= entry.keepUntil) {
+      this.#remove(key);
+      return undefined;
+    }
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  /** Registers a Redis read of `keys` about to be sent. Pair with `end`. */
+  begin(keys: readonly string[]): ReadTicket {
+    for (const key of keys) this.#pending.set(key, (this.#pending.get(key) ?? 0) + 1);
+    return { keys, generation: this.#continuous ? this.#generation : -1, seq: this.#seq };
+  }
+
+  /** Whether what the read of `ticket` returned for `key` is still current enough to keep. */
+  keep(ticket: ReadTicket, key: string): boolean {
+    return ticket.generation === this.#generation && (this.#changedAt.get(key) ?? -Infinity) <= ticket.seq;
+  }
+
+  /** The read of `ticket` is over (answered or failed). */
+  end(ticket: ReadTicket): void {
+    for (const key of ticket.keys) {
+      const left = (this.#pending.get(key) ?? 1) - 1;
+      if (left > 0) {
+        this.#pending.set(key, left);
+      } else {
+        this.#pending.delete(key);
+        this.#changedAt.delete(key);
+      }
+    }
+  }
+
+  /** Stores a state read under `ticket` (call only when `keep` said yes). */
+  put(key: string, state: ServedCardState, keepUntil: number, componentsBytes: number): void {
+    const bytes = ENTRY_OVERHEAD_BYTES + 2 * key.length + componentsBytes;
+    if (bytes > this.maxBytes) return;
+    this.#remove(key);
+    this.#entries.set(key, { state, keepUntil, served: new Map(), bytes });
+    this.#bytes += bytes;
+    this.#evict();
+  }
+
+  /** Remembers that the served marker `servedKey` of card `key` now holds `marker` in Redis (null: none). */
+  rememberServed(key: string, servedKey: string, marker: ServedMarker | null): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    if (marker === null || !mayKeepServedMarkerInMemory(marker)) {
+      if (entry.served.delete(servedKey)) {
+        entry.bytes -= SERVED_OVERHEAD_BYTES;
+        this.#bytes -= SERVED_OVERHEAD_BYTES;
+      }
+      return;
+    }
+    if (!entry.served.has(servedKey)) {
+      if (entry.served.size >= MAX_SERVED_PER_ENTRY) {
+        this.#bytes -= entry.served.size * SERVED_OVERHEAD_BYTES;
+        entry.bytes -= entry.served.size * SERVED_OVERHEAD_BYTES;
+        entry.served.clear();
+      }
+      entry.bytes += SERVED_OVERHEAD_BYTES;
+      this.#bytes += SERVED_OVERHEAD_BYTES;
+    }
+    entry.served.set(servedKey, marker);
+    this.#evict();
+  }
+
+  #remove(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
+  }
+
+  #evict(): void {
+    while (this.#bytes > this.maxBytes) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done) break;
+      this.#remove(oldest.value);
+    }
+  }
+}
