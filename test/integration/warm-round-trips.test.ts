@@ -50,23 +50,29 @@ it('answers repeated warm multi-key requests from the near cache: no Redis comma
   await new Promise((r) => setTimeout(r, 150)); // the feed has passed the load's events
   const before = await nearLookups(proxy);
 
+  let requests = 0;
   const seen = await watchCommands(
     config.redis.keyPrefix,
     async () => {
-      for (let i = 0; i < 5; i++) {
+      // Until two requests' worth of hits (a loaded machine may make the feed lag for a while).
+      for (; requests < 40; requests++) {
         const res = await postCards(proxy, cardsBody(['alpha', 'beta']));
         expect(res.body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([240, 240]); // 300 less the 60 s refresh-ahead lead
+        if ((await nearLookups(proxy)).hit! - before.hit! >= 4) {
+          requests++;
+          break;
+        }
       }
     },
     () => true,
   );
   const after = await nearLookups(proxy);
   const hits = after.hit! - before.hit!;
-  // On a loaded machine the feed may lag past its bound for a moment: a request then reads Redis
-  // (one MGET for both keys), never a copy that could be stale. Every other look-up is a hit.
+  // While the feed lags past its bound, a request reads Redis (one MGET for both keys), never a
+  // copy that could be stale. Every other look-up is a hit, with no Redis command at all.
   const fromRedis = after.miss! - before.miss! + (after.bypass! - before.bypass!);
-  expect(hits + fromRedis).toBe(10);
-  expect(hits).toBeGreaterThanOrEqual(2);
+  expect(hits + fromRedis).toBe(2 * requests);
+  expect(hits).toBeGreaterThanOrEqual(4);
   expect(seen).toHaveLength(fromRedis / 2);
   for (const command of seen) expect(command.split(' ')[0]!.toLowerCase()).toBe('mget');
   expect(legacy.calls).toHaveLength(1);
