@@ -102,3 +102,44 @@ export function createPushReloads(
     log: deps.log,
   });
 }
+
+/**
+ * The push reloads of a worker process, following `plain.api` across configuration reloads
+ * (SIGHUP): a new key, URL or limit builds a new client (its card config ids and rate window
+ * start afresh), while pushes under way finish on the old one; `null` or `pushReload: false`
+ * turns pushing off from then on.
+ */
+export class LivePushReloads {
+  readonly #build: (api: PlainApiConfig) => PushReloads;
+  #current: PushReloads | undefined;
+  #api: string;
+  readonly #retiring = new Set<Promise<void>>();
+
+  constructor(api: PlainApiConfig | null, build: (api: PlainApiConfig) => PushReloads) {
+    this.#build = build;
+    this.#api = JSON.stringify(api);
+    this.#current = api?.pushReload ? build(api) : undefined;
+  }
+
+  /** Puts a (possibly) new `plain.api` in use. */
+  update(api: PlainApiConfig | null): void {
+    const text = JSON.stringify(api);
+    if (text === this.#api) return;
+    this.#api = text;
+    const old = this.#current;
+    this.#current = api?.pushReload ? this.#build(api) : undefined;
+    if (old) {
+      const retired = old.close();
+      this.#retiring.add(retired);
+      void retired.finally(() => this.#retiring.delete(retired));
+    }
+  }
+
+  cardsLanded(refs: readonly CardRef[]): void {
+    this.#current?.cardsLanded(refs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#current?.close(), ...this.#retiring]);
+  }
+}

@@ -18,7 +18,7 @@ import { createLogger } from '../observability/logger.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
 import { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import { RefreshWorkers } from '../refresh/refresh-workers.js';
-import { createPushReloads, type PushReloads } from '../plain/push-reloads.js';
+import { createPushReloads, LivePushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { UpstreamSlots } from '../refresh/upstream-slots.js';
 import { CardResolver } from '../service/card-resolver.js';
@@ -130,7 +130,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let workers: RefreshWorkers | undefined;
   let jobRedis: Redis | undefined;
   let concurrencyTimer: NodeJS.Timeout | undefined;
-  let pushReloads: PushReloads | undefined;
+  let pushReloads: LivePushReloads | undefined;
   if (works) {
     // The global concurrency lives in Redis: a Redis restarted without persistence, or wiped, has
     // lost it, and the workers would then run as many calls as they have slots. So it is set again
@@ -145,15 +145,16 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     concurrencyTimer.unref();
     jobRedis = createJobConnection(config.redis.url, redisLog);
     // Reloads are pushed to Plain by the worker that lands a card (src/plain/push-reloads.ts says why).
-    if (config.plain.api?.pushReload) {
-      pushReloads = createPushReloads(config.plain.api, { redis: jobRedis, keys, clock, metrics, log: log.child({ component: 'plain-api' }) });
-    }
+    const pushDeps = { redis: jobRedis, keys, clock, metrics, log: log.child({ component: 'plain-api' }) };
+    const pushes = new LivePushReloads(config.plain.api, (api) => createPushReloads(api, pushDeps));
+    live.onChange((snapshot) => pushes.update(snapshot.config.plain.api));
+    pushReloads = pushes;
     workers = new RefreshWorkers({
       redisUrl: config.redis.url,
       keys,
       groups: groups.groups,
       tuning: config.worker,
-      deps: { store: storeFor(jobRedis), policies, clock, metrics, log, slots, ...(pushReloads ? { pushReloads } : {}) },
+      deps: { store: storeFor(jobRedis), policies, clock, metrics, log, slots, pushReloads: pushes },
       log: log.child({ component: 'refresh-worker' }),
     });
     workers.start();

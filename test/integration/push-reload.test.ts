@@ -297,6 +297,29 @@ describe('push reload to Plain (SPEC 11)', () => {
     expect(proxy.logs.find('could not push a reload to Plain')[0]).toMatchObject({ detail: "Plain's API answered HTTP 502: Bad gateway" });
   });
 
+  it('follows plain.api across a configuration reload: a new key is used at once, null turns pushing off', async () => {
+    const legacy = await slowUpstream();
+    const plain = await startFakePlainApi({ configs: CONFIGS });
+    const wrongKey = pushConfig(legacy, plain, {}, { apiKey: 'plainApiKey_revoked' });
+    const proxy = await startTestProxy(wrongKey);
+    await post(proxy, cardsBody(['alpha'], 'c_1'));
+    await expectOutcomes(proxy, { ok: 0, error: 1, rate_limited: 0, skipped: 0 });
+
+    const rotated = { ...wrongKey, plain: { ...wrongKey.plain, api: { ...wrongKey.plain.api!, apiKey: FAKE_PLAIN_API_KEY } } };
+    expect((await proxy.reload(() => rotated)).config).toBe('reloaded');
+    await post(proxy, cardsBody(['alpha'], 'c_2'));
+    await plain.waitForReloads(1);
+    expect(plain.reloads).toEqual([{ customerId: 'c_2', customerCardConfigId: 'cc_alpha', threadId: null }]);
+    await expectOutcomes(proxy, { ok: 1, error: 1, rate_limited: 0, skipped: 0 });
+
+    expect((await proxy.reload(() => ({ ...rotated, plain: { ...rotated.plain, api: null } }))).config).toBe('reloaded');
+    const callsBefore = plain.calls.length;
+    await post(proxy, cardsBody(['alpha'], 'c_3'));
+    await legacy.waitForCalls(3);
+    await new Promise((r) => setTimeout(r, SLOW_MS + 300));
+    expect(plain.calls.length).toBe(callsBefore);
+  });
+
   it('sends nothing when pushReload is false', async () => {
     const legacy = await slowUpstream();
     const plain = await startFakePlainApi({ configs: CONFIGS });
