@@ -8,12 +8,18 @@
  * customers and gives every request its own thread id, so no (customer, thread) pair repeats;
  * cards are customer-scoped, so every request is still a hit on a warm card. After the runs the
  * server's own lookup counters are checked: every lookup must be `fresh`.
+ *
+ * Server CPU per request: the CPU time (user + system, from /proc/<pid>/stat) the server process
+ * used during a run divided by the requests it answered, for cardproxy's `serve` process and the
+ * baseline alike. Unlike req/s this does not depend on how fast the load generator is. The load
+ * generator pre-builds and pre-signs its requests before each run and reports its own CPU time,
+ * printed as its share of one core: near 100 % means it, not the server, set the pace.
  */
 import { WORKSPACE_ID, cardKeys, postCards, scrapeMetrics, sumBy } from './lib/cardproxy.mjs';
 import { cardRedisKey, countExisting, openEnv, pool } from './lib/env.mjs';
 import { startBaseline } from './lib/baseline.mjs';
 import { runLoad } from './lib/load.mjs';
-import { fmt, median, table, target, waitFor } from './lib/util.mjs';
+import { fmt, median, processCpuMs, table, target, waitFor } from './lib/util.mjs';
 
 const KEY_COUNTS = [1, 5, 25];
 const CONNECTIONS = [10, 50, 100];
@@ -47,6 +53,26 @@ export async function setupWarm(ctx) {
   }
 }
 
+/** Medians of a side's runs. */
+function summarize(runs) {
+  const m = (f) => median(runs.map(f));
+  return {
+    rps: m((x) => x.rps),
+    p50: m((x) => x.latency.p50),
+    p99: m((x) => x.latency.p99),
+    cpuUs: m((x) => x.serverCpuUsPerReq),
+    loadShare: m((x) => x.loadCpuShare),
+  };
+}
+
+/** Runs the load against `url` while measuring the server process `pid`'s CPU time. */
+async function measuredLoad(spec, pid) {
+  const before = processCpuMs(pid);
+  const res = await runLoad(spec);
+  const serverCpuMs = processCpuMs(pid) - before;
+  return { ...res, serverCpuUsPerReq: (serverCpuMs * 1000) / Math.max(1, res.total), loadCpuShare: res.cpuMs / res.wallMs };
+}
+
 /** The body of a real answer for `k` keys, for the baseline to return byte for byte. */
 async function captureAnswer(warm, k) {
   const answer = await postCards(warm.serve.url, { customerId: 'cw0', keys: cardKeys(k), threadId: `capture-${k}` });
@@ -76,6 +102,8 @@ export async function runWarm(ctx, warm) {
         keys: cardKeys(k),
         customers: { prefix: 'cw', count: warm.customers, offset: Math.floor(Math.random() * warm.customers) },
         threads: k === 1 ? { prefix: `r${run++}-` } : undefined,
+        // Enough pre-signed requests for the whole run at well over the rates seen here.
+        prebuilt: Math.min(300_000, Math.ceil(seconds * 40_000)),
       });
       // JIT warm-up of both servers, not measured.
       await runLoad(spec(baseline.url, 50, jitSeconds));
@@ -86,23 +114,23 @@ export async function runWarm(ctx, warm) {
         for (let r = 0; r < rounds; r++) {
           const order = r % 2 === 0 ? ['base', 'proxy'] : ['proxy', 'base'];
           for (const which of order) {
-            const res = await runLoad(spec(which === 'base' ? baseline.url : warm.serve.url, c, duration));
+            const res = await measuredLoad(spec(which === 'base' ? baseline.url : warm.serve.url, c, duration), which === 'base' ? baseline.pid : warm.serve.pid);
             if (res.non2xx > 0 || res.errors > 0) {
               throw new Error(`${which} run (${k} keys, ${c} conns) had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
             }
             (which === 'base' ? baseRuns : proxyRuns).push(res);
           }
         }
-        const m = (list, f) => median(list.map(f));
         const row = {
           keys: k,
           connections: c,
           bytes: bytes.length,
-          proxy: { rps: m(proxyRuns, (x) => x.rps), p50: m(proxyRuns, (x) => x.latency.p50), p99: m(proxyRuns, (x) => x.latency.p99) },
-          base: { rps: m(baseRuns, (x) => x.rps), p50: m(baseRuns, (x) => x.latency.p50), p99: m(baseRuns, (x) => x.latency.p99) },
+          proxy: summarize(proxyRuns),
+          base: summarize(baseRuns),
           pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
         };
         row.ratio = row.proxy.rps / row.base.rps;
+        row.cpuRatio = row.proxy.cpuUs / row.base.cpuUs;
         results[`${k}x${c}`] = row;
         rows.push([
           String(k),
@@ -115,6 +143,10 @@ export async function runWarm(ctx, warm) {
           fmt.ms(row.base.p50),
           fmt.ms(row.base.p99),
           fmt.pct(row.ratio),
+          fmt.ms(row.proxy.cpuUs, 1),
+          fmt.ms(row.base.cpuUs, 1),
+          fmt.ratio(row.cpuRatio),
+          `${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)}`,
         ]);
         if (k === 5 && c === 50) {
           // Open loop: the same 50 connections at half the throughput just measured, so latency
@@ -125,7 +157,10 @@ export async function runWarm(ctx, warm) {
           for (let r = 0; r < rounds; r++) paced.push(await runLoad({ ...spec(warm.serve.url, c, duration), overallRate: rate }));
           row.paced = { rate, rps: median(paced.map((x) => x.rps)), p50: median(paced.map((x) => x.latency.p50)), p99: median(paced.map((x) => x.latency.p99)) };
         }
-        ctx.log(`  ${k} keys × ${c} conns: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms, baseline ${fmt.int(row.base.rps)} req/s → ${fmt.pct(row.ratio)}`);
+        ctx.log(
+          `  ${k} keys × ${c} conns: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms ${fmt.ms(row.proxy.cpuUs, 1)} µs CPU/req, ` +
+            `baseline ${fmt.int(row.base.rps)} req/s ${fmt.ms(row.base.cpuUs, 1)} µs CPU/req → CPU ${fmt.ratio(row.cpuRatio)}×; load generator ${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)} of a core`,
+        );
       }
     } finally {
       await baseline.stop();
@@ -139,12 +174,15 @@ export async function runWarm(ctx, warm) {
   const headline = results['5x50'];
   const text = [
     table(
-      ['keys', 'answer', 'conns', 'cardproxy req/s', 'p50 ms', 'p99 ms', 'baseline req/s', 'p50 ms', 'p99 ms', 'ratio'],
+      ['keys', 'answer', 'conns', 'cardproxy req/s', 'p50 ms', 'p99 ms', 'baseline req/s', 'p50 ms', 'p99 ms', 'ratio', 'cardproxy CPU µs/req', 'baseline CPU µs/req', 'CPU ×', 'load gen CPU (proxy / base)'],
       rows,
     ),
     '',
     `Open loop, 5 keys × 50 connections paced at ${fmt.int(headline.paced.rate)} req/s (half the closed-loop throughput): ` +
       `${fmt.int(headline.paced.rps)} req/s, p50 ${fmt.ms(headline.paced.p50)} ms, p99 ${fmt.ms(headline.paced.p99)} ms.`,
+    '',
+    `Server CPU per request: CPU time of the server process (/proc/<pid>/stat, user + system) during a run ÷ requests answered. ` +
+      `Load generator CPU: its own CPU time ÷ wall time (share of one core); requests pre-built and pre-signed before each run.`,
     '',
     `${rounds} round(s) of ${duration} s per side, alternating, medians. ${warm.customers} warm customers × 25 cards; ` +
       `server-side lookups during the runs: ${fmt.int(total)}, of which fresh ${fmt.int(fresh)} (${fmt.pct(fresh / total)}); others: ${JSON.stringify(Object.fromEntries(Object.entries(lookups).filter(([r]) => r !== 'fresh')))}.`,
@@ -154,9 +192,15 @@ export async function runWarm(ctx, warm) {
     text,
     data: { results, lookups, duration, rounds },
     targets: [
+      target(
+        'warm server CPU per request ≤ 2 × bare node:http (5 keys, 50 conns)',
+        headline.cpuRatio <= 2,
+        `${fmt.ms(headline.proxy.cpuUs, 1)} vs ${fmt.ms(headline.base.cpuUs, 1)} µs = ${fmt.ratio(headline.cpuRatio)}×`,
+        '≤ 2.00×',
+      ),
+      target('warm p99 ≤ 5 ms (5 keys, 50 conns, closed loop at saturation)', headline.proxy.p99 <= 5, `${fmt.ms(headline.proxy.p99)} ms`, '≤ 5 ms'),
+      target(`warm p99 ≤ 5 ms (5 keys, 50 conns, paced at ${fmt.int(headline.paced.rate)} req/s)`, headline.paced.p99 <= 5, `${fmt.ms(headline.paced.p99)} ms`, '≤ 5 ms'),
       target('warm throughput ≥ 50% of baseline (5 keys, 50 conns)', headline.ratio >= 0.5, fmt.pct(headline.ratio), '≥ 50%'),
-      target('warm p99 ≤ 10 ms (5 keys, 50 conns, closed loop at saturation)', headline.proxy.p99 <= 10, `${fmt.ms(headline.proxy.p99)} ms`, '≤ 10 ms'),
-      target(`warm p99 ≤ 10 ms (5 keys, 50 conns, paced at ${fmt.int(headline.paced.rate)} req/s)`, headline.paced.p99 <= 10, `${fmt.ms(headline.paced.p99)} ms`, '≤ 10 ms'),
       target('every warm lookup is a cache hit', fresh === total && total > 0, `${fmt.int(fresh)} / ${fmt.int(total)}`, 'all fresh'),
     ],
   };

@@ -3,19 +3,23 @@
  * loop with the product or the runner. Reads its spec (JSON) from argv[2], prints one JSON line
  * with the result on stdout.
  *
- * Bodies are built per request by `setupRequest` from a counter shared by all connections:
+ * Bodies come from a counter shared by all connections:
  *  - `customers.count`: request n asks for customer `prefix + ((offset + n) % count)` (warm pool);
  *    without it every request asks for a new customer `prefix + (offset + n)` (cold, distinct);
  *  - `threads`: request n carries thread `threads.prefix + n`, so no (customer, thread) pair ever
  *    repeats (a repeated single-key request within its TTL would be a manual reload, SPEC 5.6).
- * Every body is signed like Plain does. Latencies are collected from autocannon's `response`
- * events in float milliseconds (autocannon's own histogram has 1 ms resolution).
+ * Every body is signed like Plain does. With `prebuilt: N`, the first N requests (bodies, headers
+ * and signatures) are built and signed before the run starts, so the load generator's own work per
+ * request is only autocannon's; past N the counter builds on demand as before. Latencies are
+ * collected from autocannon's `response` events in float milliseconds (autocannon's own histogram
+ * has 1 ms resolution). The result reports this process's own CPU time during the run (`cpuMs`),
+ * so the runner can tell whether the load generator was the bottleneck.
  */
 import { createHmac } from 'node:crypto';
 import autocannon from 'autocannon';
 
 const spec = JSON.parse(process.argv[2]);
-const { url, connections, duration, amount, overallRate, timeout = 30, workspaceId, secret, keys, customers, threads } = spec;
+const { url, connections, duration, amount, overallRate, timeout = 30, workspaceId, secret, keys, customers, threads, prebuilt = 0 } = spec;
 const keysJson = JSON.stringify(keys);
 let n = 0;
 
@@ -27,7 +31,23 @@ function body() {
   return `{"cardKeys":${keysJson},"customer":{"id":"${id}","email":"${id}@example.com","externalId":"ext-${id}"},"thread":${thread},"tenant":null}`;
 }
 
+function signed() {
+  const b = body();
+  return {
+    body: b,
+    headers: {
+      'content-type': 'application/json',
+      'plain-workspace-id': workspaceId,
+      'plain-request-signature': createHmac('sha256', secret).update(b).digest('hex'),
+    },
+  };
+}
+const ready = Array.from({ length: prebuilt }, signed);
+let next = 0;
+
 const latencies = [];
+const cpuBefore = process.cpuUsage();
+const wallBefore = performance.now();
 const statuses = {};
 const instance = autocannon({
   url,
@@ -40,13 +60,9 @@ const instance = autocannon({
     {
       method: 'POST',
       setupRequest(req) {
-        const b = body();
-        req.body = b;
-        req.headers = {
-          'content-type': 'application/json',
-          'plain-workspace-id': workspaceId,
-          'plain-request-signature': createHmac('sha256', secret).update(b).digest('hex'),
-        };
+        const r = next < ready.length ? ready[next++] : signed();
+        req.body = r.body;
+        req.headers = r.headers;
         return req;
       },
     },
@@ -58,6 +74,8 @@ instance.on('response', (_client, statusCode, _bytes, ms) => {
 });
 
 const result = await instance;
+const cpu = process.cpuUsage(cpuBefore);
+const wallMs = performance.now() - wallBefore;
 latencies.sort((a, b) => a - b);
 const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] : NaN);
 const out = {
@@ -71,6 +89,9 @@ const out = {
   non2xx: result.non2xx,
   statuses,
   throughputBps: result.throughput.average,
+  cpuMs: (cpu.user + cpu.system) / 1000,
+  wallMs,
+  prebuilt: ready.length,
   latency: {
     count: latencies.length,
     mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),

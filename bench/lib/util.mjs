@@ -4,6 +4,8 @@
  */
 import { createServer } from 'node:net';
 import { createHmac } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export const HOST = '127.0.0.1';
 
@@ -86,4 +88,16 @@ export function target(name, pass, measured, goal) {
 export function amplification(loads, distinct) {
   if (loads === distinct) return '1.00';
   return `${(loads / Math.max(1, distinct)).toFixed(4)} (${loads - distinct > 0 ? '+' : ''}${loads - distinct} loads)`;
+}
+
+let clockTicks;
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat (Linux). */
+export function processCpuMs(pid) {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at index 2 ("state").
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1000) / clockTicks;
 }
