@@ -193,6 +193,14 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // Under `npm start`, npm passes SIGTERM on; should npm itself be killed outright, this process
+    // would live on with another parent and hold the port: stop as if told to.
+    if (process.env.npm_lifecycle_event !== undefined) {
+      const parent = process.ppid;
+      setInterval(() => {
+        if (process.ppid !== parent) stop('SIGTERM');
+      }, 500).unref();
+    }
   });
 }
 

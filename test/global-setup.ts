@@ -2,51 +2,22 @@
  * Runs once before the suite: makes sure a Redis answers (starting a throw-away `redis-server`
  * when none does) and compiles `dist/` so that tests can spawn the real CLI.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { spawnSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
-import { freePort } from './helpers/free-port.js';
-
-async function answers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
-
+import { redisAnswers as answers, redisServerInstalled, startPrivateRedis, type PrivateRedis } from '../src/demo/private-redis.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  let ownRedis: ChildProcess | undefined;
-  let ownDir: string | undefined;
+  let ownRedis: PrivateRedis | undefined;
   if (!(await answers(redisUrl))) {
-    const which = spawnSync('sh', ['-c', 'command -v redis-server']);
-    if (which.status !== 0) {
+    if (!redisServerInstalled()) {
       throw new Error(
         `No Redis answers at ${redisUrl} and no redis-server is installed. ` +
           'Install one (Debian: apt-get install redis-server) or set REDIS_URL to a Redis 6.2+ server.',
       );
     }
-    const port = await freePort();
-    ownDir = mkdtempSync(join(tmpdir(), 'cardproxy-test-redis-'));
-    ownRedis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', ownDir], {
-      stdio: 'ignore',
-    });
-    redisUrl = `redis://127.0.0.1:${port}`;
-    const deadline = Date.now() + 10_000;
-    while (!(await answers(redisUrl))) {
-      if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    ownRedis = await startPrivateRedis();
+    redisUrl = ownRedis.url;
   }
   process.env.REDIS_URL = redisUrl;
   project.provide('redisUrl', redisUrl);
@@ -59,8 +30,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   return async () => {
-    ownRedis?.kill('SIGTERM');
-    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    ownRedis?.stop();
   };
 }
 

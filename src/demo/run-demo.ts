@@ -2,7 +2,9 @@
  * `npm run demo`: a simulated slow legacy card API plus cardproxy in front of it, and a guided
  * tour of curl commands to try.
  *
- * 1. Checks that Redis answers at `REDIS_URL` (default redis://127.0.0.1:6379) with a raw `PING`.
+ * 1. Checks that Redis answers at `REDIS_URL` (default redis://127.0.0.1:6379) with a raw `PING`;
+ *    when none does and `redis-server` is installed, starts a private one on a free port (stopped
+ *    with the demo). Deletes the keys of the demo's prefix, so that every run starts cold.
  * 2. Starts the legacy API in this process on 127.0.0.1:8090 (3-8 s per request, 10 % `503`s).
  * 3. Writes a demo config to a temp file and runs `node dist/cli.js start --config <file>` as a
  *    child process, its output prefixed with `[cardproxy]`.
@@ -19,9 +21,31 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { startLegacyApi, type LegacyApi } from './legacy-api.js';
+import { redisServerInstalled, startPrivateRedis, type PrivateRedis } from './private-redis.js';
 
 const ADMIN_TOKEN = 'demo-admin-token';
+const DEMO_KEY_PREFIX = 'cardproxy-demo';
+
+/** Deletes every key under `<prefix>:`; returns how many. */
+async function clearPrefix(redisUrl: string, prefix: string): Promise<number> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', () => {});
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
 const WORKSPACE_ID = 'w_demo';
 
 /** Encodes a command in RESP, the Redis wire protocol. */
@@ -98,7 +122,7 @@ function demoConfig(opts: { legacyUrl: string; redisUrl: string; port: number })
   ];
   return {
     listen: { host: '127.0.0.1', port: opts.port },
-    redis: { url: opts.redisUrl, keyPrefix: 'cardproxy-demo' },
+    redis: { url: opts.redisUrl, keyPrefix: DEMO_KEY_PREFIX },
     plain: { signingSecrets: [] },
     admin: { token: ADMIN_TOKEN },
     budgetMs: 2000,
@@ -197,11 +221,18 @@ async function waitForHealth(port: number, child: ChildProcess, timeoutMs: numbe
 }
 
 async function main(): Promise<void> {
-  const redisUrl = process.env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379';
+  let redisUrl = process.env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379';
   const port = portFromEnv('PORT', 8080);
   const legacyPort = portFromEnv('DEMO_LEGACY_PORT', 8090);
 
-  const ping = await pingRedis(redisUrl);
+  let ping = await pingRedis(redisUrl);
+  let privateRedis: PrivateRedis | undefined;
+  if (!ping.ok && redisServerInstalled()) {
+    console.log(`demo: Redis does not answer at ${redisUrl} (${ping.reason}); starting a private redis-server for this run`);
+    privateRedis = await startPrivateRedis(async (url) => (await pingRedis(url, 500)).ok);
+    redisUrl = privateRedis.url;
+    ping = { ok: true };
+  }
   if (!ping.ok) {
     console.error(`demo: Redis does not answer at ${redisUrl} (${ping.reason}).
 
@@ -214,6 +245,10 @@ cardproxy keeps its cards, event log and refresh queue in Redis 6.2 or newer. Ei
 `);
     process.exit(1);
   }
+
+  // The tour says "nothing is cached": make it so, whatever an earlier run left behind.
+  const cleared = await clearPrefix(redisUrl, DEMO_KEY_PREFIX);
+  if (cleared > 0) console.log(`demo: deleted ${cleared} keys of the previous demo run (prefix ${DEMO_KEY_PREFIX}:)`);
 
   const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
   if (!existsSync(cliPath)) {
@@ -262,6 +297,7 @@ cardproxy keeps its cards, event log and refresh queue in Redis 6.2 or newer. Ei
   const cleanUp = async (): Promise<void> => {
     await legacy.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
+    privateRedis?.stop();
   };
 
   child.once('exit', (code, signal) => {

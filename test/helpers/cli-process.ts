@@ -15,6 +15,8 @@ export interface CliProcess {
   lines(): Record<string, unknown>[];
   /** Resolves with the first log line with this `msg` after the first `skip` of them. */
   waitForLine(msg: string, opts?: { skip?: number; timeoutMs?: number }): Promise<Record<string, unknown>>;
+  /** Resolves once stdout or stderr contains `text`. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
 }
 
 const running: CliProcess[] = [];
@@ -44,6 +46,13 @@ export function startCli(args: string[], env: Record<string, string> = {}, comma
     exited,
     output: () => `--- ${args.join(' ')} stdout:\n${out}\n--- stderr:\n${err}`,
     lines,
+    async waitForOutput(text, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!out.includes(text) && !err.includes(text)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no output "${text}"\n${proc.output()}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
     async waitForLine(msg, opts = {}) {
       const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
       for (;;) {
