@@ -141,6 +141,38 @@ describe('push reload to Plain (SPEC 11)', () => {
     ]);
   });
 
+  it('is sent by the worker process that landed the card; the serve process answers the follow-up from the cache', async () => {
+    const legacy = await slowUpstream();
+    const plain = await startFakePlainApi({ configs: CONFIGS });
+    const config = pushConfig(legacy, plain);
+    const serve = await startTestProxy(config, 'serve', { listen: true });
+    const worker = await startTestProxy(config, 'worker');
+    const followUps: number[] = [];
+    plain.onReload(async (input) => {
+      const body = signed(cardsBody(['alpha'], input.customerId, { thread: null }));
+      const res = await fetch(`${serve.url}/cards`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_test', 'plain-request-signature': body.signature },
+        body: body.text,
+      });
+      followUps.push(res.status);
+      await res.body?.cancel();
+    });
+
+    expect((await post(serve, cardsBody(['alpha'], 'c_1'))).body.cards[0].timeToLiveSeconds).toBe(15);
+    await eventually(() => followUps.length === 1, 5000, 'the follow-up request');
+    await settle();
+    expect(followUps).toEqual([200]);
+    expect(legacy.calls).toHaveLength(1);
+    await expectOutcomes(worker, { ok: 1, error: 0, rate_limited: 0, skipped: 0 });
+    await expectOutcomes(serve, { ok: 0, error: 0, rate_limited: 0, skipped: 0 });
+    const lookups = (await serve.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]);
+    expect(lookups).toEqual([
+      ['miss', 1],
+      ['fresh', 1],
+    ]);
+  });
+
   it('pushes nothing for a copy that a manual reload replaces itself, so that no second reload follows', async () => {
     const legacy = await slowUpstream();
     const plain = await startFakePlainApi({ configs: CONFIGS });
