@@ -33,6 +33,11 @@ Operator commands (talk to Redis directly; --json prints JSON instead of a table
                                          --refresh also queues their refresh now
   events [--customer-id X] [--card-key K] [--type T] [--limit N]
                                          newest events first (limit 1-1000, default 100)
+  warm --workspace-id W (--customer-id X [--email E] [--external-id Y] | --file F)
+       [--thread-id T] [--card-key K]...
+                                         load customers' missing or stale cards now, at
+                                         warming priority; F: one {"id","email"?,"externalId"?}
+                                         JSON object per line
 
 --config FILE may be replaced by the environment variable CARDPROXY_CONFIG.
 REDIS_URL overrides redis.url, PORT overrides listen.port, LOG_LEVEL sets the log level.
@@ -67,9 +72,19 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     reason: { type: 'string' },
   },
   events: { ...COMMON, ...JSON_OUTPUT, ...CUSTOMER, type: { type: 'string' }, limit: { type: 'string' } },
+  warm: {
+    ...COMMON,
+    ...JSON_OUTPUT,
+    ...CUSTOMER,
+    email: { type: 'string' },
+    'external-id': { type: 'string' },
+    'workspace-id': { type: 'string' },
+    'thread-id': { type: 'string' },
+    file: { type: 'string' },
+  },
 };
 
-const ADMIN_COMMANDS = { replay: 'runReplay', ttl: 'runTtl', invalidate: 'runInvalidate', events: 'runEvents' } as const;
+const ADMIN_COMMANDS = { replay: 'runReplay', ttl: 'runTtl', invalidate: 'runInvalidate', events: 'runEvents', warm: 'runWarm' } as const;
 
 /** Exit codes: 0 done, 1 runtime failure, 2 usage or configuration error. */
 async function main(argv: string[]): Promise<number> {

@@ -4,6 +4,8 @@
  * `redis` settings, so they work while no server runs, and print a readable table or, with
  * `--json`, JSON. Exit codes: 0 done, 1 runtime failure (Redis unreachable), 2 bad input.
  */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -13,7 +15,7 @@ import { configWarnings } from '../config/load.js';
 import { systemClock } from '../core/clock.js';
 import { describeZodIssues } from '../core/describe-zod-issues.js';
 import { AdminOperations } from '../admin/admin-operations.js';
-import { EventQuerySchema, InvalidateRequestSchema, TtlOverrideRequestSchema } from '../admin/admin-requests.js';
+import { EventQuerySchema, InvalidateRequestSchema, MAX_WARM_CUSTOMERS, TtlOverrideRequestSchema, WarmRequestSchema } from '../admin/admin-requests.js';
 import type { CardListing } from '../admin/card-listing.js';
 import { CardStore } from '../redis/card-store.js';
 import { createCliConnection } from '../redis/connections.js';
@@ -43,6 +45,8 @@ export interface AdminCommandOptions {
   readonly reason?: string | undefined;
   readonly type?: string | undefined;
   readonly limit?: string | undefined;
+  readonly file?: string | undefined;
+  readonly 'thread-id'?: string | undefined;
 }
 
 /** Where a command logs and prints. */
@@ -140,6 +144,81 @@ export async function runEvents(config: Config, args: readonly string[], opts: A
   });
 }
 
+/**
+ * `warm --workspace-id W (--customer-id X [--email E] [--external-id Y] | --file F) [--thread-id T]
+ * [--card-key K]...`: warms customers' cards (SPEC 10.2). `F` holds one JSON object
+ * `{id, email?, externalId?}` per line; it is read twice, streamed (validated first, so a bad line
+ * warms nothing), and sent in batches of MAX_WARM_CUSTOMERS, each warmed 16 customers at a time,
+ * with a progress line on stderr.
+ */
+export async function runWarm(config: Config, args: readonly string[], opts: AdminCommandOptions, env: CommandEnv): Promise<number> {
+  if (args.length > 0) throw new UsageError(`unexpected argument "${args[0]}"`);
+  const single = opts['customer-id'] !== undefined;
+  if (single === (opts.file !== undefined)) throw new UsageError('warm needs exactly one of --customer-id or --file');
+  if (!single && (opts.email !== undefined || opts['external-id'] !== undefined)) throw new UsageError('--email and --external-id go with --customer-id');
+  const request = (customers: unknown[]) => {
+    const parsed = WarmRequestSchema.safeParse({
+      workspaceId: opts['workspace-id'],
+      customers,
+      threadId: opts['thread-id'],
+      cardKeys: opts['card-key'],
+    });
+    if (!parsed.success) throw new UsageError(cliMessage(describeZodIssues(parsed.error)));
+    const unknown = (parsed.data.cardKeys ?? []).filter((key) => !Object.hasOwn(config.cards, key));
+    if (unknown.length > 0) throw new UsageError(`--card-key: not configured: ${unknown.join(', ')}`);
+    return parsed.data;
+  };
+  if (single) {
+    const warm = request([{ id: opts['customer-id'], email: opts.email, externalId: opts['external-id'] }]);
+    return withContext(config, env, { scheduler: true }, async ({ operations }) => {
+      const { queued } = await operations.warm(warm);
+      env.out(opts.json ? json({ customers: 1, queued }) : `warmed 1 customer: ${queued} card refresh${queued === 1 ? '' : 'es'} queued\n`);
+    });
+  }
+  const file = opts.file!;
+  let total = 0;
+  try {
+    for await (const batch of customerBatches(file)) {
+      request(batch.customers); // every line valid before anything is warmed
+      total += batch.customers.length;
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  return withContext(config, env, { scheduler: true }, async ({ operations }) => {
+    let done = 0;
+    let queued = 0;
+    for await (const batch of customerBatches(file)) {
+      queued += (await operations.warm(request(batch.customers))).queued;
+      done += batch.customers.length;
+      env.err(`warm: ${done}/${total} customers, ${queued} card refreshes queued\n`);
+    }
+    env.out(opts.json ? json({ customers: done, queued }) : `warmed ${done} customer${done === 1 ? '' : 's'}: ${queued} card refresh${queued === 1 ? '' : 'es'} queued\n`);
+  });
+}
+
+/** A JSON-lines file of customers in batches of MAX_WARM_CUSTOMERS; blank lines are skipped. */
+async function* customerBatches(file: string): AsyncGenerator<{ customers: unknown[] }> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let customers: unknown[] = [];
+  let lineNumber = 0;
+  for await (const line of lines) {
+    lineNumber++;
+    if (line.trim() === '') continue;
+    try {
+      customers.push(JSON.parse(line));
+    } catch {
+      throw new UsageError(`${file} line ${lineNumber}: not a JSON object`);
+    }
+    if (customers.length === MAX_WARM_CUSTOMERS) {
+      yield { customers };
+      customers = [];
+    }
+  }
+  if (customers.length > 0) yield { customers };
+}
+
 /** `replay`: rebuilds the card cache, the customer index and the TTL overrides from the log. */
 export async function runReplay(config: Config, args: readonly string[], opts: AdminCommandOptions, env: CommandEnv): Promise<number> {
   if (args.length > 0) throw new UsageError(`unexpected argument "${args[0]}"`);
@@ -179,7 +258,7 @@ async function withContext(
     });
     if (opts.scheduler) {
       const { RefreshScheduler } = await import('../refresh/refresh-scheduler.js'); // BullMQ: only when needed
-      scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups });
+      scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, maxQueuedWarming: config.warming.maxQueued });
     }
     const operations = new AdminOperations({ redis, store, policies, groups, clock: systemClock, scheduler, log: env.log });
     await run({ redis, store, operations, scheduler });
@@ -202,12 +281,14 @@ function cliMessage(issues: readonly string[]): string {
     workspaceId: '--workspace-id',
     cardKeys: '--card-key',
     cardKey: '--card-key',
+    threadId: '--thread-id',
+    customers: 'customer',
     reason: '--reason',
     type: '--type',
     limit: '--limit',
   };
   return issues
-    .map((issue) => issue.replace(/\b(customerId|email|externalId|workspaceId|cardKeys|cardKey|reason|type|limit)\b(\[\d+\])?/g, (_, name: string) => flags[name] ?? name))
+    .map((issue) => issue.replace(/\b(customerId|email|externalId|workspaceId|cardKeys|cardKey|threadId|customers|reason|type|limit)\b(\[\d+\])?/g, (_, name: string) => flags[name] ?? name))
     .join('; ');
 }
 

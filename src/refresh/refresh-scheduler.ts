@@ -72,7 +72,8 @@ export class RefreshScheduler {
   readonly #metrics: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'> | undefined;
   readonly #maxQueuedWarming: number;
   /** Per group: queued warming jobs as last read, plus those this process added since. */
-  readonly #warmingQueued = new Map<string, { count: number; readAt: number }>();
+  readonly #warmingQueued = new Map<string, { count: number; readAt: number; reserved: number }>();
+  readonly #warmingReadings = new Map<string, Promise<void>>();
   #closed = false;
 
   constructor(opts: {
@@ -168,10 +169,22 @@ export class RefreshScheduler {
   async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], opts: ScheduleOptions) {
     // A request that began before a reload may name a group the reload removed: open it again.
     const queue = this.#queues.get(group.name) ?? this.#queues.set(group.name, this.#openQueue(group)).get(group.name)!;
-    if (opts.urgency === 'warming' && (await this.#warmingIsFull(group, queue))) {
+    const warming = opts.urgency === 'warming';
+    if (warming && !(await this.#reserveWarming(group, queue))) {
       this.#metrics?.warmingDropped.inc({ upstream: group.name }, refs.length);
       return [];
     }
+    try {
+      const claimed = await this.#claimAndAdd(context, group, queue, refs, opts);
+      if (warming && claimed.length === 0) this.#releaseWarming(group);
+      return claimed;
+    } catch (err) {
+      if (warming) this.#releaseWarming(group);
+      throw err;
+    }
+  }
+
+  async #claimAndAdd(context: RefreshContext, group: UpstreamGroup, queue: Queue, refs: CardRef[], opts: ScheduleOptions): Promise<CardRef[]> {
     const jobId = randomUUID();
     const priority = jobPriority(opts.urgency);
     const markers = refs.map((ref) => this.#keys.inflight(ref));
@@ -206,10 +219,6 @@ export class RefreshScheduler {
       throw err;
     }
     this.#metrics?.refreshesEnqueued.inc({ upstream: group.name, trigger: opts.trigger }, claimed.length);
-    if (opts.urgency === 'warming') {
-      const queued = this.#warmingQueued.get(group.name);
-      if (queued) queued.count++;
-    }
     return claimed;
   }
 
@@ -229,18 +238,38 @@ export class RefreshScheduler {
     );
   }
 
-  /** True when the group's queue holds `warming.maxQueued` warming jobs (counted every 500 ms). */
-  async #warmingIsFull(group: UpstreamGroup, queue: Queue): Promise<boolean> {
-    if (this.#maxQueuedWarming === Infinity) return false;
-    const now = Date.now();
-    let queued = this.#warmingQueued.get(group.name);
-    if (!queued || now - queued.readAt > WARMING_COUNT_MAX_AGE_MS) {
-      const warming = jobPriority('warming');
-      const counts = await queue.getCountsPerPriority([warming]);
-      queued = { count: counts[warming] ?? 0, readAt: now };
-      this.#warmingQueued.set(group.name, queued);
+  /**
+   * Takes a place for one warming job in the group's queue, or false when `warming.maxQueued` are
+   * queued. The count is read from Redis at most every 500 ms and kept in between by this process
+   * (a place is taken before the job is added, so concurrent calls cannot all pass one reading).
+   */
+  async #reserveWarming(group: UpstreamGroup, queue: Queue): Promise<boolean> {
+    if (this.#maxQueuedWarming === Infinity) return true;
+    const known = this.#warmingQueued.get(group.name);
+    if (!known || Date.now() - known.readAt > WARMING_COUNT_MAX_AGE_MS) {
+      // One reading at a time per group, shared by every call that needs it.
+      let reading = this.#warmingReadings.get(group.name);
+      if (!reading) {
+        reading = (async () => {
+          const warming = jobPriority('warming');
+          const counts = await queue.getCountsPerPriority([warming]);
+          // The reading counts every job added so far (a few being added right now may be missed).
+          this.#warmingQueued.set(group.name, { count: counts[warming] ?? 0, readAt: Date.now(), reserved: 0 });
+        })().finally(() => this.#warmingReadings.delete(group.name));
+        this.#warmingReadings.set(group.name, reading);
+      }
+      await reading;
     }
-    return queued.count >= this.#maxQueuedWarming;
+    const queued = this.#warmingQueued.get(group.name)!;
+    if (queued.count + queued.reserved >= this.#maxQueuedWarming) return false;
+    queued.reserved++; // counted by this process until the next reading
+    return true;
+  }
+
+  /** Gives back a place taken by `#reserveWarming` that no job used. */
+  #releaseWarming(group: UpstreamGroup): void {
+    const queued = this.#warmingQueued.get(group.name);
+    if (queued && queued.reserved > 0) queued.reserved--;
   }
 
   /**

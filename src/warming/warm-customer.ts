@@ -43,6 +43,9 @@ export async function warmCustomer(deps: WarmingDeps, target: WarmTarget): Promi
     .filter((policy) => policy.scope === 'customer' || thread !== null)
     .map((policy) => ({ policy, ref: cardRefFor(policy.scope, { workspaceId, customerId: customer.id, threadId: thread?.id ?? null }, policy.key) }));
   if (cards.length === 0) return 0;
+  // Taken before the read: a job finds a card loaded after it (a refresh that was landing while we
+  // read) already done, and skips the call.
+  const readAt = deps.clock.now();
   const states = await deps.store.readStates(cards.map((c) => c.ref));
   const now = deps.clock.now();
   const targets: RefreshTarget[] = [];
@@ -54,7 +57,7 @@ export async function warmCustomer(deps: WarmingDeps, target: WarmTarget): Promi
   const queued: CardRef[] = await deps.scheduler.schedule(
     { workspaceId, customer, thread: thread ?? null, tenant: null },
     targets,
-    { force: false, now, trigger: 'warm', urgency: 'warming' },
+    { force: false, now: readAt, trigger: 'warm', urgency: 'warming' },
   );
   return queued.length;
 }
@@ -68,7 +71,10 @@ export async function warmCustomers(deps: WarmingDeps, targets: readonly WarmTar
   let next = 0;
   let queued = 0;
   const lane = async () => {
-    while (next < targets.length) queued += await warmCustomer(deps, targets[next++]!);
+    while (next < targets.length) {
+      const count = await warmCustomer(deps, targets[next++]!);
+      queued += count; // not `queued += await …`: that reads `queued` before the wait
+    }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, lane));
   return queued;
