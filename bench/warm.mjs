@@ -87,7 +87,12 @@ export async function runWarm(ctx, warm) {
   const duration = ctx.quick ? 1.5 : 5;
   const rounds = ctx.quick ? 1 : 3;
   const jitSeconds = ctx.quick ? 1 : 2;
-  const before = sumBy(await scrapeMetrics(warm.serve.url, ['cardproxy_card_lookups_total']), 'cardproxy_card_lookups_total', 'result');
+  const NEAR = 'cardproxy_near_cache_lookups_total';
+  const scrape = async () => {
+    const m = await scrapeMetrics(warm.serve.url, ['cardproxy_card_lookups_total', NEAR]);
+    return { lookups: sumBy(m, 'cardproxy_card_lookups_total', 'result'), near: sumBy(m, NEAR, 'result') };
+  };
+  const { lookups: before, near: nearBefore } = await scrape();
   const rows = [];
   const results = {};
   let run = 0;
@@ -166,7 +171,9 @@ export async function runWarm(ctx, warm) {
       await baseline.stop();
     }
   }
-  const after = sumBy(await scrapeMetrics(warm.serve.url, ['cardproxy_card_lookups_total']), 'cardproxy_card_lookups_total', 'result');
+  const { lookups: after, near: nearAfter } = await scrape();
+  const near = Object.fromEntries(['hit', 'miss', 'bypass'].map((r) => [r, (nearAfter[r] ?? 0) - (nearBefore[r] ?? 0)]));
+  const nearTotal = near.hit + near.miss + near.bypass;
   const lookups = Object.fromEntries(Object.keys(after).map((r) => [r, after[r] - (before[r] ?? 0)]));
   const total = Object.values(lookups).reduce((a, b) => a + b, 0);
   const fresh = lookups.fresh ?? 0;
@@ -185,12 +192,13 @@ export async function runWarm(ctx, warm) {
       `Load generator CPU: its own CPU time ÷ wall time (share of one core); requests pre-built and pre-signed before each run.`,
     '',
     `${rounds} round(s) of ${duration} s per side, alternating, medians. ${warm.customers} warm customers × 25 cards; ` +
-      `server-side lookups during the runs: ${fmt.int(total)}, of which fresh ${fmt.int(fresh)} (${fmt.pct(fresh / total)}); others: ${JSON.stringify(Object.fromEntries(Object.entries(lookups).filter(([r]) => r !== 'fresh')))}.`,
+      `server-side lookups during the runs: ${fmt.int(total)}, of which fresh ${fmt.int(fresh)} (${fmt.pct(fresh / total)}); others: ${JSON.stringify(Object.fromEntries(Object.entries(lookups).filter(([r]) => r !== 'fresh')))}. ` +
+      `Near cache: ${fmt.int(near.hit)} hits (${fmt.pct(near.hit / nearTotal)}), ${fmt.int(near.miss)} misses, ${fmt.int(near.bypass)} bypassed because its feed lagged more than 75 ms.`,
   ].join('\n');
   return {
     title: '1. Warm hits',
     text,
-    data: { results, lookups, duration, rounds },
+    data: { results, lookups, near, duration, rounds },
     targets: [
       target(
         'warm server CPU per request ≤ 2 × bare node:http (5 keys, 50 conns)',
