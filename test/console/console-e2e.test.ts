@@ -26,6 +26,7 @@ const CUSTOMER = { id: 'c_e2e', email: 'Alex@Example.com', externalId: 'acct-981
 
 /** The upstream's cards: alpha carries a version; showcase holds all 12 component types; broken is never answered. */
 let version = 1;
+let brokenAnswers = false;
 function upstreamReply(call: RecordedCall) {
   const card = (key: string) => {
     if (key === 'alpha') return { key, timeToLiveSeconds: null, components: [{ componentText: { text: `alpha version ${version}`, textSize: 'L' } }] };
@@ -44,7 +45,7 @@ function upstreamReply(call: RecordedCall) {
       ],
     };
   };
-  return { body: { cards: call.keys.filter((k) => k !== 'broken').map(card) } };
+  return { body: { cards: call.keys.filter((k) => k !== 'broken' || brokenAnswers).map(card) } };
 }
 
 if (!installed && !underCi) {
@@ -182,6 +183,16 @@ if (!installed && !underCi) {
       await page.locator('[data-note="alpha"]').filter({ hasText: 'Refreshed' }).waitFor();
       expect(await page.locator('.timeline .event').first().innerText()).toContain('card.refreshed');
       await shot('05-refreshed');
+    });
+
+    it('says why a card in the negative cache is not refreshed, and refreshes a missing card through warming', async () => {
+      brokenAnswers = true;
+      await card('broken').getByRole('button', { name: 'Refresh now' }).click();
+      await page.locator('[data-note="broken"]').filter({ hasText: 'Not refreshed: after an integration error the upstream is not called again' }).waitFor();
+      expect(await card('broken').locator('[data-state]').innerText()).toBe('error');
+      await card('gamma').getByRole('button', { name: 'Refresh now' }).click();
+      await expect.poll(() => card('gamma').locator('[data-state]').innerText(), { timeout: 15_000 }).toBe('fresh');
+      expect(await card('gamma').locator('.plain-card').innerText()).toContain('Premium plan');
     });
 
     it('opens a deep link in the same tab session, invalidates, signs out, and signs in again from a deep link', async () => {

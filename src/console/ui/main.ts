@@ -452,12 +452,22 @@ async function refreshCard(customer: WireCustomer, card: WireCard): Promise<void
     const invalidated = await invalidate(customer, card, true);
     if (invalidated === 0) {
       try {
-        await api.warm({
+        const { queued } = await api.warm({
           workspaceId: customer.workspaceId,
           customers: [{ id: customer.customerId, ...(customer.email ? { email: customer.email } : {}), ...(customer.externalId ? { externalId: customer.externalId } : {}) }],
           cardKeys: [card.key],
           ...(card.threadId === null ? {} : { threadId: card.threadId }),
         });
+        if (queued === 0) {
+          const negative = card.lastFailure?.errorKind === 'integration' && card.expiresAt !== null;
+          setNote(
+            card,
+            negative
+              ? `Not refreshed: after an integration error the upstream is not called again for this card until ${formatDateTime(card.expiresAt!)} (${relativeTime(card.expiresAt!, Date.now())}). A manual reload in Plain bypasses that.`
+              : 'Nothing was queued: a refresh of this card is already under way, or warming is full.',
+          );
+          return;
+        }
       } catch (err) {
         if (err instanceof AdminError && err.status === 404) {
           setNote(card, 'Nothing cached to refresh: the card loads on its next request.');
