@@ -3,10 +3,25 @@
  * near cache (the default) repeated warm multi-key requests send no command at all; without it
  * (`nearCache.maxBytes: 0`) one MGET each. Neither writes anything.
  */
-import { afterEach, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
+import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
+
+// MONITOR sees every client of a server: on the shared Redis, other test runs' traffic floods it
+// (and can trip ioredis' monitor mode). These tests watch a Redis of their own.
+let privateRedis: PrivateRedis;
+beforeAll(async () => {
+  privateRedis = await startPrivateRedis();
+});
+afterAll(async () => {
+  await privateRedis.stop();
+});
+
+const configFor = (upstreamUrl: string, overrides: Record<string, unknown> = {}) =>
+  testConfig(upstreamUrl, { redis: { url: privateRedis.url(), keyPrefix: `test-${randomUUID().slice(0, 8)}` }, ...overrides });
 
 let legacy: FakeUpstream | undefined;
 afterEach(async () => {
@@ -16,7 +31,7 @@ afterEach(async () => {
 
 /** The commands on the test's card states and served markers while `run` runs (not the queue's, not the event feed's). */
 async function watchCommands(prefix: string, run: () => Promise<void>, settle: (seen: string[]) => boolean): Promise<string[]> {
-  const monitor = new Redis(redisUrl());
+  const monitor = new Redis(privateRedis.url());
   const seen: string[] = [];
   const feed = await monitor.monitor();
   const cardKey = (a: string) => a.startsWith(`${prefix}:{`) && (a.includes('}:card:') || a.includes('}:served:'));
@@ -43,7 +58,7 @@ async function nearLookups(proxy: TestProxy): Promise<Record<string, number>> {
 
 it('answers repeated warm multi-key requests from the near cache: no Redis command, no write', async () => {
   legacy = await startFakeUpstream();
-  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 } });
+  const config = configFor(legacy.url, { defaults: { ttlSeconds: 300 } });
   const proxy = await startTestProxy(config);
   await postCards(proxy, cardsBody(['alpha', 'beta'])); // cold: loads the cards
   await postCards(proxy, cardsBody(['alpha', 'beta'])); // warm: records when Plain's copies expire
@@ -80,7 +95,7 @@ it('answers repeated warm multi-key requests from the near cache: no Redis comma
 
 it('answers repeated warm requests with one MGET each and no writes when the near cache is off', async () => {
   legacy = await startFakeUpstream();
-  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 }, nearCache: { maxBytes: 0 } });
+  const config = configFor(legacy.url, { defaults: { ttlSeconds: 300 }, nearCache: { maxBytes: 0 } });
   const proxy = await startTestProxy(config);
   await postCards(proxy, cardsBody(['alpha', 'beta']));
   await postCards(proxy, cardsBody(['alpha', 'beta']));
@@ -98,7 +113,7 @@ it('answers repeated warm requests with one MGET each and no writes when the nea
 
 it('reads only the served marker of a warm single-key request (it may be a manual reload)', async () => {
   legacy = await startFakeUpstream();
-  const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 } });
+  const config = configFor(legacy.url, { defaults: { ttlSeconds: 300 } });
   const proxy = await startTestProxy(config);
   await postCards(proxy, cardsBody(['alpha', 'beta'])); // loads the cards
   await postCards(proxy, cardsBody(['alpha', 'beta'])); // keeps them in the near cache
