@@ -25,7 +25,7 @@ describe('Cardproxy-Cache header', () => {
   it('says how each card was answered: refreshed, fresh, stale, placeholder, error, unknown', async () => {
     const legacy = await startTestUpstream((call) => ({ body: cardsReply(call) }));
     const clock = new ManualClock();
-    const config = testConfig(legacy.url, { budgetMs: 400, defaults: { ttlSeconds: 60 } });
+    const config = testConfig(legacy.url, { budgetMs: 1500, defaults: { ttlSeconds: 60 } });
     const proxy = await startTestProxy(config, 'start', { clock });
 
     expect(await cacheStatus(proxy, ['beta', 'nope', 'alpha'], 'c_1')).toBe('beta=refreshed; nope=unknown; alpha=refreshed');
@@ -33,7 +33,7 @@ describe('Cardproxy-Cache header', () => {
     clock.advance(61_000);
     expect(await cacheStatus(proxy, ['alpha'], 'c_1')).toBe('alpha=stale');
 
-    legacy.setHandler((call) => ({ delayMs: 1500, body: cardsReply(call) }));
+    legacy.setHandler((call) => ({ delayMs: 4000, body: cardsReply(call) }));
     expect(await cacheStatus(proxy, ['alpha'], 'c_2')).toBe('alpha=placeholder');
 
     legacy.setHandler(() => ({ status: 404 }));

@@ -22,7 +22,7 @@ describe('configuration reload', () => {
   it("changes a card's TTL and placeholder, adds a card on a new upstream, and applies new upstream limits", async () => {
     const legacy = await startTestUpstream();
     const other = await startTestUpstream((call) => ({ body: cardsReply(call, { text: (key) => `${key} from other` }) }));
-    const config = testConfig(legacy.url, { cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 } } });
+    const config = testConfig(legacy.url, { defaults: { refreshAhead: 0 }, cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 } } });
     const proxy = await startTestProxy(config);
 
     const before = await postCards(proxy, cardsBody(['alpha'], 'c_1'));
@@ -62,7 +62,7 @@ describe('configuration reload', () => {
 
   it('refuses an invalid configuration with the messages of check-config and keeps the one in use', async () => {
     const legacy = await startTestUpstream();
-    const config = testConfig(legacy.url, { cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 } } });
+    const config = testConfig(legacy.url, { defaults: { refreshAhead: 0 }, cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 } } });
     const proxy = await startTestProxy(config);
     let thrown: ConfigError | undefined;
     const result = await proxy.reload(() => {

@@ -124,6 +124,7 @@ describe('SIGHUP reloads the configuration file', () => {
         JSON.stringify({
           listen: { host: '127.0.0.1', port },
           redis: { keyPrefix },
+          defaults: { refreshAhead: 0 },
           upstreams: { legacy: { url: upstream.url } },
           cards: { alpha: { upstream: upstreamName, ttlSeconds } },
         }),
