@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { AdminCommandOptions, CommandEnv } from './cli/admin-commands.js';
 import { ConfigError, loadConfigFile, OPERATOR_COMMAND_NEEDS, type LoadOptions } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger, routeConsoleWarnings } from './observability/logger.js';
 import { configSecrets } from './config/secrets.js';
 import type { Role } from './runtime/cardproxy.js';
 import { VERSION } from './version.js';
@@ -173,6 +173,7 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   const config = loadConfigOrReport(file);
   if (!config) return 2;
   const log = createLogger({ secrets: configSecrets(config) });
+  routeConsoleWarnings(log);
   const { startCardproxy } = await import('./runtime/cardproxy.js');
   const { TlsFileError } = await import('./http/tls.js');
   let proxy: Awaited<ReturnType<typeof startCardproxy>>;

@@ -2,6 +2,7 @@
  * The process logger: structured JSON (pino), level from LOG_LEVEL, secrets redacted wherever
  * they could appear. Components log through child loggers (`log.child({ component })`).
  */
+import { format } from 'node:util';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /** Paths that may hold credentials; their values are replaced before a line is written. */
@@ -41,7 +42,8 @@ export function redactUrlCredentials(text: string): string {
  * the errors it wraps (`cause`, `previousErrors`).
  */
 export function serializeError(err: unknown): unknown {
-  return scrubCommands(pino.stdSerializers.err(err as Error), 0);
+  // A summary already made (no stack on purpose, see repeated-warnings.ts) is written as it is.
+  return scrubCommands(err instanceof Error ? pino.stdSerializers.err(err) : err, 0);
 }
 
 function scrubCommands(value: unknown, depth: number): unknown {
@@ -88,4 +90,17 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
   };
   // Asynchronous writes keep logging off the request's critical path; pino flushes on exit.
   return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+/**
+ * Routes `console.warn` (BullMQ writes some warnings with it, as plain text) into the JSON log,
+ * so that every line a process writes is structured. BullMQ's "IMPORTANT! Eviction policy is …",
+ * printed for every connection, is dropped: the start-up check of the Redis settings says it once.
+ */
+export function routeConsoleWarnings(log: Logger): void {
+  console.warn = (...args: unknown[]) => {
+    const text = format(...args);
+    if (text.startsWith('IMPORTANT! Eviction policy')) return;
+    log.warn({ source: 'console' }, text);
+  };
 }

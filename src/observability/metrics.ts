@@ -3,6 +3,8 @@
  * configuration (card keys, upstream names) or fixed enums, never from request data.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Redis } from 'ioredis';
+import { answersPing } from '../redis/connections.js';
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
 import type { FlushReason, NearCache } from '../near-cache/near-cache.js';
 
@@ -18,6 +20,11 @@ export function latencyBuckets(budgetMs: number): number[] {
   const base = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60];
   return [...new Set([...base, budgetMs / 1000])].sort((a, b) => a - b);
 }
+
+export type RedisConnectionsSource = () => ReadonlyArray<{ role: string; client: Redis }>;
+
+/** A scrape waits at most this long for the command connection's PING. */
+const REDIS_PING_TIMEOUT_MS = 500;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -39,6 +46,9 @@ export class Metrics {
   readonly warmingDropped: Counter<'upstream'>;
   readonly webhooks: Counter<'type' | 'outcome'>;
   readonly nearCacheFlushes: Counter<'reason'>;
+  readonly redisUp: Gauge<'role'>;
+  readonly degradedAnswers: Counter;
+  #redisConnections: RedisConnectionsSource | undefined;
 
   #queueDepth: QueueDepthSource | undefined;
   #nearCache: NearCache | undefined;
@@ -148,6 +158,23 @@ export class Metrics {
       labelNames: ['upstream'],
       registers,
     });
+    this.redisUp = new Gauge({
+      name: 'cardproxy_redis_up',
+      help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0.",
+      labelNames: ['role'],
+      registers,
+      async collect() {
+        const connections = metrics.#redisConnections?.() ?? [];
+        const up = await Promise.all(connections.map(({ role, client }) => (role === 'command' ? answersPing(client, REDIS_PING_TIMEOUT_MS) : client.status === 'ready')));
+        this.reset();
+        connections.forEach(({ role }, i) => this.set({ role }, up[i] ? 1 : 0));
+      },
+    });
+    this.degradedAnswers = new Counter({
+      name: 'cardproxy_degraded_answers_total',
+      help: '/cards requests answered in degraded mode: Redis was unreachable, upstreams were called directly.',
+      registers,
+    });
     this.webhooks = new Counter({
       name: 'cardproxy_webhooks_total',
       help: 'Plain webhook deliveries by event type (other when not acted on) and outcome: accepted, duplicate, ignored, rejected.',
@@ -218,6 +245,11 @@ export class Metrics {
       this.#httpChildren.set(id, child);
     }
     child.observe(seconds);
+  }
+
+  /** The Redis connections the `cardproxy_redis_up` gauge reports, read at scrape time. */
+  setRedisConnections(source: RedisConnectionsSource): void {
+    this.#redisConnections = source;
   }
 
   /** Where the refresh-job gauge reads its counts at scrape time. */

@@ -6,6 +6,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { errorSummary } from '../observability/repeated-warnings.js';
 
 /** Reconnect quickly at first, then every 2 s, forever: recovery needs no restart. */
 const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
@@ -13,8 +14,9 @@ const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 
 function attachLogging(client: Redis, log: Logger, role: string): Redis {
   let lastError = '';
   client.on('error', (err: Error) => {
-    // ioredis repeats the same error on every reconnect attempt: log each distinct one once.
-    if (err.message !== lastError) log.warn({ err, role }, 'redis connection error');
+    // ioredis repeats the same error on every reconnect attempt: log each distinct one once,
+    // without its stack (the same every time).
+    if (err.message !== lastError) log.warn({ err: errorSummary(err), role }, 'redis connection error');
     lastError = err.message;
   });
   client.on('ready', () => {
@@ -80,4 +82,18 @@ export function createCliConnection(url: string): Redis {
   });
   client.on('error', () => {}); // surfaced by the failing command instead
   return client;
+}
+
+/** True when the client is connected and answers PING within `timeoutMs` (false for a hung Redis). */
+export async function answersPing(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status !== 'ready') return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('ping timed out')), timeoutMs)));
+    return (await Promise.race([client.ping(), timeout])) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -10,6 +10,7 @@ import { createBlockingConnection } from '../redis/connections.js';
 import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { createRefreshProcessor, type ProcessorDeps } from './refresh-processor.js';
 import { recordAbandonedJob } from './abandoned-jobs.js';
+import { RepeatedWarnings } from '../observability/repeated-warnings.js';
 import { REFRESH_QUEUE_NAME } from './refresh-job.js';
 import { queueOptionsFor } from './refresh-scheduler.js';
 
@@ -43,8 +44,11 @@ export class RefreshWorkers {
   /** Workers of replaced groups, finishing their active jobs. */
   readonly #retiring = new Set<Promise<void>>();
 
+  readonly #warnings: RepeatedWarnings;
+
   constructor(opts: RefreshWorkersOptions) {
     this.#opts = opts;
+    this.#warnings = new RepeatedWarnings(opts.log);
     this.#workers = opts.groups.map((group) => this.#create(group));
   }
 
@@ -59,7 +63,8 @@ export class RefreshWorkers {
       stalledInterval: tuning.stalledIntervalMs,
       autorun: false,
     });
-    worker.on('error', (err) => log.warn({ err, upstream: group.name }, 'refresh worker error'));
+    // BullMQ repeats its connection errors on every retry while Redis is away: once a minute is enough.
+    worker.on('error', (err) => this.#warnings.warn(err, { upstream: group.name }, 'refresh worker error'));
     // A job's last failure, whatever the cause (stalled too often, a processor that threw before
     // recording anything): give its markers back and tell the requests waiting for it.
     worker.on('failed', (job, err) => {
@@ -77,6 +82,11 @@ export class RefreshWorkers {
     });
     worker.on('closed', () => connection.disconnect());
     return { worker, connection, group };
+  }
+
+  /** The workers' Redis connections, by role (`worker:<upstream>`), for the redis-up gauge. */
+  connections(): Array<{ role: string; client: Redis }> {
+    return this.#workers.map(({ group, connection }) => ({ role: `worker:${group.name}`, client: connection }));
   }
 
   start(): void {

@@ -21,6 +21,7 @@ import { RefreshWorkers } from '../refresh/refresh-workers.js';
 import { createPushReloads, LivePushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { UpstreamSlots } from '../refresh/upstream-slots.js';
+import { redisSettingsWarnings } from '../redis/redis-settings.js';
 import { CardResolver } from '../service/card-resolver.js';
 import { NearCache } from '../near-cache/near-cache.js';
 import { ChangeFeed } from '../near-cache/change-feed.js';
@@ -122,8 +123,22 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   const store = storeFor(redis);
   const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, metrics, maxQueuedWarming: config.warming.maxQueued });
   metrics.setQueueDepthSource(() => scheduler.depth());
+  // Declared below, by role; read at scrape time (workers may change with a reloaded config).
+  metrics.setRedisConnections(() => [
+    { role: 'command', client: redis },
+    ...(jobRedis ? [{ role: 'jobs', client: jobRedis }] : []),
+    ...(subscriber ? [{ role: 'subscriber', client: subscriber }] : []),
+    ...(workers?.connections() ?? []),
+  ]);
   const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
   if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');
+  const checkRedisSettings = () =>
+    redisSettingsWarnings(redis).then(
+      (warnings) => warnings.forEach(({ fields, msg }) => log.warn({ component: 'redis', ...fields }, msg)),
+      () => {}, // Redis went away meanwhile: its outage is logged already
+    );
+  if (redisReady) void checkRedisSettings();
+  else redis.once('ready', () => void checkRedisSettings());
 
   // One set of upstream slots for the workers and the Redis-down fall-back of this process.
   const slots = new UpstreamSlots({ maxWaiting: DIRECT_MAX_WAITING });

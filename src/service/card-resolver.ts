@@ -30,6 +30,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import type { RefreshContext, RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
 import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher.js';
+import { RepeatedWarnings } from '../observability/repeated-warnings.js';
 
 /** One card of the response to Plain. */
 export interface PlainCard {
@@ -88,8 +89,12 @@ interface Item {
 export class CardResolver {
   readonly #d: ResolverDeps;
 
+  /** Redis faults repeat on every request while they last: written once a minute, with a count. */
+  readonly #warnings: RepeatedWarnings;
+
   constructor(deps: ResolverDeps) {
     this.#d = deps;
+    this.#warnings = new RepeatedWarnings(deps.log);
   }
 
   /**
@@ -134,7 +139,7 @@ export class CardResolver {
         keys.length === 1,
       );
     } catch (err) {
-      d.log.warn({ err }, 'cache unreachable: calling upstreams directly');
+      this.#warnings.warn(err, {}, 'cache unreachable: calling upstreams directly');
       const direct = await this.#resolveDirect(context, items, items, deadline);
       const answers = items.map((item) => direct.get(item.key)!);
       return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, read: undefined });
@@ -153,14 +158,14 @@ export class CardResolver {
       // Fresh, but inside the lead: refresh before it expires, behind every waiting request.
       d.scheduler
         .schedule(context, targetsOf(ahead), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
-        .catch((err: unknown) => d.log.warn({ err }, 'could not enqueue refresh-ahead'));
+        .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue refresh-ahead'));
     }
 
     if (toRefresh.length > 0 && waiting.length === 0) {
       // Only stale cards: answer now, refresh in the background.
       d.scheduler
         .schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
-        .catch((err: unknown) => d.log.warn({ err }, 'could not enqueue background refresh'));
+        .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
     let degraded = false;
     if (waiting.length > 0) {
@@ -185,7 +190,7 @@ export class CardResolver {
       await this.#d.store.forgetServed(at.map((i) => items[i]!.servedKey));
       for (const i of at) served[i] = null;
     } catch (err) {
-      this.#d.log.warn({ err }, 'could not take over served markers');
+      this.#warnings.warn(err, {}, 'could not take over served markers');
     }
   }
 
@@ -207,7 +212,7 @@ export class CardResolver {
       try {
         await d.scheduler.schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
       } catch (err) {
-        d.log.warn({ err }, 'could not enqueue refresh: calling upstreams directly');
+        this.#warnings.warn(err, {}, 'could not enqueue refresh: calling upstreams directly');
         budget.abort();
         await Promise.all(waits);
         return { answers: await this.#resolveDirect(context, waiting, waiting, deadline), degraded: true };
@@ -219,7 +224,7 @@ export class CardResolver {
       try {
         states = (await withinMs(d.store.readStates(waiting.map((i) => i.ref)), readBy - d.clock.now())) ?? [];
       } catch (err) {
-        d.log.warn({ err }, 'cache unreachable after refresh');
+        this.#warnings.warn(err, {}, 'cache unreachable after refresh');
       }
       const now = d.clock.now();
       const answers = new Map<string, CardAnswer>();
@@ -290,8 +295,9 @@ export class CardResolver {
       outcomes.push({ key: item.key, result: kinds[i]!, source: answer.source, ms: now - receivedAt });
     });
     if (!opts.degraded && served.length > 0) {
-      d.store.markServed(served, nearKeys).catch((err: unknown) => d.log.warn({ err }, 'could not record served cards'));
+      d.store.markServed(served, nearKeys).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not record served cards'));
     }
+    if (opts.degraded) d.metrics.degradedAnswers.inc();
     return { cards, outcomes, degraded: opts.degraded };
   }
 }

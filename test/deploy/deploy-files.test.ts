@@ -74,6 +74,9 @@ export const MORE_METRICS: Readonly<Record<string, { type: MetricType; labels: L
   // The configured budget, so that panels and alerts follow it (README, "Dashboard and alerts").
   cardproxy_budget_seconds: { type: 'gauge', labels: {} },
   cardproxy_cards_over_budget_total: { type: 'counter', labels: {} },
+  // Redis health (README, "Reliability"): the roles are command, jobs, subscriber, worker:<upstream>.
+  cardproxy_redis_up: { type: 'gauge', labels: { role: null } },
+  cardproxy_degraded_answers_total: { type: 'counter', labels: {} },
 };
 
 /** prom-client's default metrics, registered with the prefix `cardproxy_`, that dashboards may use. */

@@ -436,6 +436,26 @@ describe('secrets', () => {
   });
 });
 
+describe('log stream', () => {
+  it("writes only JSON lines, and says once that Redis evicts, instead of BullMQ's plain-text notices", async () => {
+    const redis = await startPrivateRedis(['--maxmemory-policy', 'allkeys-lru']);
+    try {
+      const legacy = await upstream();
+      const config = await configFor(legacy.url);
+      config.redis.url = redis.url();
+      const node = await startNode('start', config);
+      expect((await postCards(node, cardsBody(['alpha', 'beta'], 'c_json'))).status).toBe(200);
+      await until(() => /maxmemory-policy is allkeys-lru/.test(node.proc.stdout()), 5000, 'the eviction warning', node.proc);
+      const lines = node.proc.stdout().split('\n').filter(Boolean);
+      expect(lines.filter((line) => { try { JSON.parse(line); return false; } catch { return true; } })).toEqual([]);
+      expect(lines.filter((line) => line.includes('maxmemory-policy is allkeys-lru'))).toHaveLength(1);
+      expect(`${node.proc.stdout()}${node.proc.stderr()}`).not.toContain('IMPORTANT!');
+    } finally {
+      await redis.stop();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('answers the in-flight /cards request with its data on SIGTERM, then exits 0', async () => {
     const legacy = await upstream((call) => ({ body: cardsReply(call), delayMs: 800 }));

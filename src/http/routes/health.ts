@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Metrics } from '../../observability/metrics.js';
+import { answersPing } from '../../redis/connections.js';
 
 export interface HealthRouteOptions {
   readonly redis: Redis;
@@ -18,7 +19,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRouteOption
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const ready = await redisAnswers(redis);
+    const ready = await answersPing(redis, READY_PING_TIMEOUT_MS);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', redis: ready ? 'up' : 'down' });
   });
 
@@ -26,17 +27,4 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRouteOption
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(body);
   });
-}
-
-async function redisAnswers(redis: Redis): Promise<boolean> {
-  if (redis.status !== 'ready') return false;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('ping timed out')), READY_PING_TIMEOUT_MS)));
-    return (await Promise.race([redis.ping(), timeout])) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
 }
