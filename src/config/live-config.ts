@@ -23,6 +23,7 @@ export const RESTART_ONLY_FIELDS = {
   admin: 'the admin routes exist or not from start',
   events: 'retention is set on the stores at start',
   worker: 'BullMQ lock and stalled-job settings of running workers',
+  nearCache: 'the in-memory near cache is sized at start',
 } as const satisfies Partial<Record<keyof Config, string>>;
 
 export interface ConfigSnapshot {

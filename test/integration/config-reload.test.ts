@@ -38,7 +38,7 @@ describe('configuration reload', () => {
     const line = proxy.logs.find('configuration reloaded')[0]!;
     expect(line.applied).toEqual(['upstreams', 'cards']);
     expect(line.needRestart).toEqual([]);
-    expect(line.restartOnly).toEqual(['listen', 'redis', 'budgetMs', 'admin', 'events', 'worker']);
+    expect(line.restartOnly).toEqual(['listen', 'redis', 'budgetMs', 'admin', 'events', 'worker', 'nearCache']);
 
     const after = await postCards(proxy, cardsBody(['alpha', 'gamma'], 'c_2'));
     expect(after.status).toBe(200);
