@@ -35,10 +35,19 @@ export interface PushReloadDeps {
   readonly log: Logger;
 }
 
+/**
+ * A request that gets the placeholder records its marker a moment after it read the cache for the
+ * last time; a card landing in that moment finds no marker yet. A second look this much later
+ * finds it (what the first look claimed is gone by then, so nothing is pushed twice).
+ */
+export const SECOND_LOOK_MS = 1000;
+
 export class PushReloads {
   readonly #d: PushReloadDeps;
   /** Pushes under way, so that a graceful close can let them finish. */
   readonly #running = new Set<Promise<void>>();
+  readonly #secondLooks = new Set<NodeJS.Timeout>();
+  #closed = false;
 
   constructor(deps: PushReloadDeps) {
     this.#d = deps;
@@ -49,16 +58,29 @@ export class PushReloads {
    * background.
    */
   cardsLanded(refs: readonly CardRef[]): void {
-    if (refs.length === 0) return;
-    const run = this.#push(refs).catch((err: unknown) => this.#d.log.warn({ err }, 'push reload failed'));
-    this.#running.add(run);
-    void run.finally(() => this.#running.delete(run));
+    if (refs.length === 0 || this.#closed) return;
+    this.#run(refs);
+    const timer = setTimeout(() => {
+      this.#secondLooks.delete(timer);
+      this.#run(refs);
+    }, SECOND_LOOK_MS);
+    timer.unref();
+    this.#secondLooks.add(timer);
   }
 
   /** Lets pushes under way finish (each bounded by the client's time-out); cuts waits for retries. */
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#secondLooks) clearTimeout(timer);
+    this.#secondLooks.clear();
     this.#d.client.close();
     await Promise.all([...this.#running]);
+  }
+
+  #run(refs: readonly CardRef[]): void {
+    const run = this.#push(refs).catch((err: unknown) => this.#d.log.warn({ err }, 'push reload failed'));
+    this.#running.add(run);
+    void run.finally(() => this.#running.delete(run));
   }
 
   async #push(refs: readonly CardRef[]): Promise<void> {
