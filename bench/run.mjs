@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [-- --only warm,cold,stampede,shielding,memory,profile] [-- --out FILE] [-- --keep]`
+ * `npm run bench [-- --quick] [-- --only firstlook,warm,cold,stampede,shielding,memory,profile] [-- --out FILE] [-- --keep]`
  *
  * Runs the benchmark scenarios against the built product (dist/) and the real Redis at
  * REDIS_URL (default redis://127.0.0.1:6379, 127.0.0.1 only), prints a table per scenario and a
@@ -16,7 +16,7 @@ import { killLoads } from './lib/load.mjs';
 import { REDIS_URL, assertLocalRedis, connect, deletePrefix } from './lib/redis.mjs';
 import { table } from './lib/util.mjs';
 
-const ALL = ['warm', 'profile', 'cold', 'stampede', 'shielding', 'memory'];
+const ALL = ['firstlook', 'warm', 'profile', 'cold', 'stampede', 'shielding', 'memory'];
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -78,6 +78,7 @@ const sections = [];
 let failed = false;
 try {
   const want = (name) => only.includes(name);
+  if (want('firstlook')) sections.push(await section('0. first look', async () => (await import('./first-look.mjs')).runFirstLook(ctx)));
   if (want('warm') || want('profile')) {
     const { setupWarm, runWarm } = await import('./warm.mjs');
     const { runProfile } = await import('./profile.mjs');

@@ -9,7 +9,10 @@ import { createServer } from 'node:http';
 import { HOST } from './util.mjs';
 import { typicalComponents } from './cards.mjs';
 
-export async function startUpstream({ latencyMs = 0, limit = Infinity } = {}) {
+/**
+ * @param opts.latencyFor optional per-call latency by customer id (ms), instead of `latencyMs`
+ */
+export async function startUpstream({ latencyMs = 0, limit = Infinity, latencyFor = null } = {}) {
   let inFlight = 0;
   let maxInFlight = 0;
   let calls = 0;
@@ -59,13 +62,14 @@ export async function startUpstream({ latencyMs = 0, limit = Infinity } = {}) {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
         res.end(text);
       };
-      if (latency <= 0) {
+      const wait = latencyFor ? latencyFor(customerId) : latency;
+      if (wait <= 0) {
         setImmediate(answer);
       } else {
         const timer = setTimeout(() => {
           timers.delete(timer);
           answer();
-        }, latency);
+        }, wait);
         timers.add(timer);
       }
     });

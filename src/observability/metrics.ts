@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Redis } from 'ioredis';
 import { answersPing } from '../redis/connections.js';
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
+import { REFRESH_TRIGGERS } from '../core/refresh-trigger.js';
 import type { FlushReason, NearCache } from '../near-cache/near-cache.js';
 
 export type UpstreamOutcome = 'ok' | 'retriable_error' | 'integration_error';
@@ -181,6 +182,8 @@ export class Metrics {
       labelNames: ['type', 'outcome'],
       registers,
     });
+    // Present from the start (at 0), so dashboards and alerts see them before the first webhook.
+    for (const outcome of ['accepted', 'duplicate', 'ignored', 'rejected']) this.webhooks.inc({ type: 'other', outcome }, 0);
     this.nearCacheFlushes = new Counter({
       name: 'cardproxy_near_cache_flushes_total',
       help: 'Times the near cache was dropped whole: its event feed broke (feed_broken) or a replay rewrote the cache (replay).',
@@ -250,6 +253,14 @@ export class Metrics {
   /** The Redis connections the `cardproxy_redis_up` gauge reports, read at scrape time. */
   setRedisConnections(source: RedisConnectionsSource): void {
     this.#redisConnections = source;
+  }
+
+  /** Starts the per-upstream warming series at 0, so they exist before the first refresh. */
+  initUpstreamSeries(upstreams: readonly string[]): void {
+    for (const upstream of upstreams) {
+      for (const trigger of REFRESH_TRIGGERS) this.refreshesEnqueued.inc({ upstream, trigger }, 0);
+      this.warmingDropped.inc({ upstream }, 0);
+    }
   }
 
   /** Where the refresh-job gauge reads its counts at scrape time. */

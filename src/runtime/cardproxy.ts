@@ -130,6 +130,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     ...(subscriber ? [{ role: 'subscriber', client: subscriber }] : []),
     ...(workers?.connections() ?? []),
   ]);
+  metrics.initUpstreamSeries(groups.groups.map((g) => g.name));
   const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
   if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');
   const checkRedisSettings = () =>

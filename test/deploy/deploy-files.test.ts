@@ -67,6 +67,10 @@ export const SPEC_METRICS: Readonly<Record<string, { type: MetricType; labels: L
   cardproxy_events_appended_total: { type: 'counter', labels: { type: null } },
   cardproxy_unknown_card_keys_total: { type: 'counter', labels: {} },
   cardproxy_plain_reloads_total: { type: 'counter', labels: { outcome: ['ok', 'error', 'rate_limited', 'skipped'] } },
+  // SPEC 10.4: `type` is a configured event type or `other`.
+  cardproxy_webhooks_total: { type: 'counter', labels: { type: null, outcome: ['accepted', 'duplicate', 'ignored', 'rejected'] } },
+  cardproxy_refreshes_enqueued_total: { type: 'counter', labels: { upstream: null, trigger: ['request', 'reload', 'warm', 'ahead', 'invalidate'] } },
+  cardproxy_warming_dropped_total: { type: 'counter', labels: { upstream: null } },
 };
 
 /** Metrics beyond SPEC section 8 that the dashboard and alerts use. */
