@@ -239,6 +239,29 @@ export class RefreshScheduler {
   }
 
   /**
+   * Lowers the queued refreshes of these cards from "a request is waiting" to "background" once
+   * the request that waited has been answered without them (its budget ran out). Without this, a
+   * storm of new customers leaves thousands of jobs at the top priority whose agents got their
+   * placeholder long ago, and a new customer's first look waits behind all of them; with it, only
+   * requests waiting right now are ahead (newest demand first). A request that joins such a job
+   * later raises it again. Single-flight is untouched: the job and its markers stay.
+   */
+  async lower(targets: readonly RefreshTarget[]): Promise<void> {
+    const background = jobPriority('background');
+    const waiting = jobPriority('waiting');
+    await Promise.all(
+      targets.map(async ({ ref, group }) => {
+        const queue = this.#queues.get(group.name);
+        const jobId = queue ? await this.#redis.get(this.#keys.inflight(ref)) : null;
+        if (!queue || !jobId) return;
+        if (Number(await this.#redis.hget(queue.toKey(jobId), 'priority')) !== waiting) return;
+        const job = await Job.fromId(queue, jobId);
+        await job?.changePriority({ priority: background });
+      }),
+    );
+  }
+
+  /**
    * Takes a place for one warming job in the group's queue, or false when `warming.maxQueued` are
    * queued. The count is read from Redis at most every 500 ms and kept in between by this process
    * (a place is taken before the job is added, so concurrent calls cannot all pass one reading).

@@ -228,11 +228,19 @@ export class CardResolver {
       }
       const now = d.clock.now();
       const answers = new Map<string, CardAnswer>();
+      const givenUp: Item[] = [];
       waiting.forEach((item, i) => {
         const outcome = outcomes[i] ?? 'pending';
-        if (outcome === 'pending') d.metrics.budgetExhausted.inc({ card_key: item.key });
+        if (outcome === 'pending') {
+          d.metrics.budgetExhausted.inc({ card_key: item.key });
+          givenUp.push(item);
+        }
         answers.set(item.key, answerAfterRefresh(now, states[i], item.policy, outcome));
       });
+      if (givenUp.length > 0) {
+        // Nobody waits for these any more: behind every request that does (newest demand first).
+        d.scheduler.lower(targetsOf(givenUp)).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not lower refresh priority'));
+      }
       return { answers, degraded: false };
     } finally {
       clearTimeout(timer);

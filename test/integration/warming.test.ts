@@ -136,3 +136,30 @@ describe('priorities (SPEC 10.4), upstream concurrency 1', () => {
     expect(legacy.maxInFlight).toBe(1);
   });
 });
+
+describe('fair to the newest agent (a storm of new customers)', () => {
+  it('lowers refreshes whose request was answered, so a new customer is not queued behind them', async () => {
+    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 200 }));
+    const config = testConfig(legacy.url, {
+      budgetMs: 700,
+      upstreams: { legacy: { url: legacy.url, concurrency: 1, timeoutMs: 5000 } },
+      cards: { alpha: { upstream: 'legacy' } },
+    });
+    const proxy = await startTestProxy(config);
+    // The storm: 15 new customers at once (3 s of upstream work); most agents get a placeholder.
+    const storm = await Promise.all(Array.from({ length: 15 }, (_, i) => postCards(proxy, cardsBody(['alpha'], `s_${i}`))));
+    expect(storm.filter((r) => textOf(r.body.cards[0]) === 'Loading…').length).toBeGreaterThanOrEqual(10);
+    // Their jobs now wait at the background priority (2): BullMQ scores priority × 2^32 + a counter.
+    const prioritized = `${proxy.store.keys.queuePrefix('legacy')}:refresh:prioritized`;
+    await eventually(async () => {
+      const scores = (await proxy.redis.zrange(prioritized, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1);
+      return scores.length > 0 && scores.every((score) => Math.floor(Number(score) / 2 ** 32) === 2);
+    }, 3000, 'the storm lowered');
+    // A new customer afterwards (one call of 200 ms may be running): answered with data.
+    const fresh = await postCards(proxy, cardsBody(['alpha'], 'c_newest'));
+    expect(textOf(fresh.body.cards[0])).toBe('alpha for c_newest');
+    const order = legacy.calls.map((c) => c.customerId);
+    expect(order.indexOf('c_newest')).toBeLessThan(order.length); // loaded
+    expect(order.filter((id) => id?.startsWith('s_')).length).toBeLessThan(15); // ahead of the storm's tail
+  });
+});
