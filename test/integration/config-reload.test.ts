@@ -22,7 +22,8 @@ describe('configuration reload', () => {
   it("changes a card's TTL and placeholder, adds a card on a new upstream, and applies new upstream limits", async () => {
     const legacy = await startTestUpstream();
     const other = await startTestUpstream((call) => ({ body: cardsReply(call, { text: (key) => `${key} from other` }) }));
-    const config = testConfig(legacy.url, { defaults: { refreshAhead: 0 }, cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 } } });
+    // A budget that cold loads meet even on a loaded machine.
+    const config = testConfig(legacy.url, { budgetMs: 3000, defaults: { refreshAhead: 0 }, cards: { alpha: { upstream: 'legacy', ttlSeconds: 100 } } });
     const proxy = await startTestProxy(config);
 
     const before = await postCards(proxy, cardsBody(['alpha'], 'c_1'));
@@ -49,7 +50,7 @@ describe('configuration reload', () => {
     expect(other.calls.map((c) => c.keys)).toEqual([['gamma']]);
 
     // The new placeholder is what a slow load now shows.
-    legacy.setHandler((call) => ({ delayMs: 2000, body: cardsReply(call) }));
+    legacy.setHandler((call) => ({ delayMs: 5000, body: cardsReply(call) }));
     const slow = await postCards(proxy, cardsBody(['alpha'], 'c_3'));
     expect(textOf(slow.body.cards[0])).toBe('Reloaded placeholder');
 
