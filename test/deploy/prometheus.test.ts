@@ -181,7 +181,7 @@ if (!installed && !underCi) {
       procs.push(start('worker', process.execPath, ['dist/cli.js', 'worker', '--config', configFile], env(ports.worker)));
       const serve = `http://127.0.0.1:${ports.serve}`;
       const worker = `http://127.0.0.1:${ports.worker}`;
-      await waitFor(async () => (await fetch(`${serve}/readyz`)).ok && (await fetch(`${worker}/readyz`)).ok, 15_000, () => `serve and worker to be ready\n${logs()}`);
+      await waitFor(async () => (await fetch(`${serve}/readyz`)).ok && (await fetch(`${worker}/readyz`)).ok, 30_000, () => `serve and worker to be ready\n${logs()}`);
 
       // Known traffic: misses, hits, an unknown key, an integration error, a budget run out, a 400.
       const post = (body: unknown) =>
@@ -254,7 +254,7 @@ if (!installed && !underCi) {
         10_000,
         () => `every rule to be evaluated\n${logs()}`,
       );
-    }, 60_000);
+    }, 90_000);
 
     afterAll(async () => {
       await stop(prometheus);
