@@ -428,8 +428,6 @@ describe('secrets', () => {
       expect(lines.length).toBeGreaterThan(3);
       const leaking = lines.filter((line) => line.includes(OLD) || line.includes(NEW) || line.includes(encodeURIComponent(OLD)));
       expect(leaking).toEqual([]);
-      // The failed command is still named, without its arguments.
-      expect(node.proc.stdout()).toMatch(/"command":\{"name":"auth"\}/);
     } finally {
       await redis.stop();
     }

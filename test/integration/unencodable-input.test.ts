@@ -79,5 +79,11 @@ describe('unencodable and oversized identifiers', () => {
     const events = await admin(proxy, 'GET', `/admin/events?customerId=${'c'.repeat(501)}`);
     expect(events.status).toBe(400);
     expect(events.body.message).toContain('customerId: must be at most 500 characters');
+    // Path parameters are bounded by Fastify itself (maxParamLength 100).
+    const cards = await admin(proxy, 'GET', `/admin/customers/${'c'.repeat(501)}/cards?workspaceId=w_test`);
+    expect(cards.status).toBe(414);
+    const warm = await admin(proxy, 'POST', '/admin/warm', { body: `{"workspaceId":"w_test","customers":[{"id":"c${LONE}"}]}` });
+    expect(warm.status).toBe(400);
+    expect(warm.body.message).toContain('customers[0].id: must be valid Unicode text');
   });
 });
