@@ -68,8 +68,14 @@ export class ChangeFeed {
   async #run(): Promise<void> {
     let lastId: string | null = null;
     let epoch: string | null = null;
+    /** The connection the current read position was taken on. */
+    let startedOn = -1;
     while (!this.#closed) {
       const connection = this.#connection;
+      // The connection closed since the position was taken (the near cache was dropped then), even if
+      // no command failed: ioredis may have queued them and sent them after reconnecting. Start again
+      // from the stream's end, which is also what puts the near cache back in use.
+      if (connection !== startedOn) lastId = null;
       const sentAt = performance.now();
       let stall: NodeJS.Timeout | undefined;
       try {
@@ -86,6 +92,7 @@ export class ChangeFeed {
           if (connection !== this.#connection) continue;
           epoch = epochReply as string | null;
           lastId = (newest as Array<[string, string[]]>)[0]?.[0] ?? '0-0';
+          startedOn = connection;
           this.#near.resume(sentAt);
           this.#recovered();
           continue;

@@ -173,7 +173,8 @@ describe('SPEC 14 across two serve instances with near caches', () => {
     }
     const replayedAt = Date.now();
     await watchUntilSeen(b, body, () => replayedAt, (x) => x.text === 'alpha v1');
-    expect((await nearMetric(b, 'cardproxy_near_cache_flushes_total')).replay).toBeGreaterThanOrEqual(1);
+    // B may have answered from Redis (a lagging feed bypasses the near cache) before its next poll saw the epoch.
+    await eventually(async () => ((await nearMetric(b, 'cardproxy_near_cache_flushes_total')).replay ?? 0) >= 1, 1000, 'the replay flush');
   });
 });
 
