@@ -190,7 +190,9 @@ describe('Redis cut while serving', () => {
     const started = calls().length;
     expect(started).toBeGreaterThanOrEqual(4);
     expect(started).toBeLessThan(20);
-    expect(calls().every((c) => c.at <= lastAnswer)).toBe(true);
+    // A slot freed as one request gives up may go to a request with a few ms left, whose call then
+    // reaches the upstream a moment after that request was answered: allow that much, not more.
+    expect(calls().filter((c) => c.at > lastAnswer + 50)).toEqual([]);
     expect(legacy.maxInFlight).toBe(4);
     await new Promise((r) => setTimeout(r, SLOW_MS + 500));
     expect(calls()).toHaveLength(started);
