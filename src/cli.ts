@@ -52,6 +52,12 @@ const CUSTOMER = {
   'customer-id': { type: 'string' },
   'card-key': { type: 'string', multiple: true },
 } satisfies Options;
+/** How `invalidate` and `warm` name a customer besides its id, and the workspace. */
+const CUSTOMER_IDENTIFIERS = {
+  email: { type: 'string' },
+  'external-id': { type: 'string' },
+  'workspace-id': { type: 'string' },
+} satisfies Options;
 
 /** The options each command accepts (anything else is a usage error). */
 const COMMAND_OPTIONS: Record<string, Options> = {
@@ -65,9 +71,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     ...COMMON,
     ...JSON_OUTPUT,
     ...CUSTOMER,
-    email: { type: 'string' },
-    'external-id': { type: 'string' },
-    'workspace-id': { type: 'string' },
+    ...CUSTOMER_IDENTIFIERS,
     refresh: { type: 'boolean' },
     reason: { type: 'string' },
   },
@@ -76,9 +80,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     ...COMMON,
     ...JSON_OUTPUT,
     ...CUSTOMER,
-    email: { type: 'string' },
-    'external-id': { type: 'string' },
-    'workspace-id': { type: 'string' },
+    ...CUSTOMER_IDENTIFIERS,
     'thread-id': { type: 'string' },
     file: { type: 'string' },
   },
