@@ -1,9 +1,11 @@
 /**
  * Runs once before the suite: makes sure a Redis answers (starting a throw-away `redis-server`
- * when none does) and compiles `dist/` so that tests can spawn the real CLI.
+ * when none does), starts a private 3-master Redis Cluster for the cluster-mode tests (SPEC 13),
+ * and compiles `dist/` so that tests can spawn the real CLI.
  */
 import { spawnSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
+import { redisClusterToolsInstalled, startRedisCluster, type RedisCluster } from './helpers/redis-cluster.js';
 import { redisAnswers as answers, redisServerInstalled, startPrivateRedis, type PrivateRedis } from '../src/demo/private-redis.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -22,6 +24,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env.REDIS_URL = redisUrl;
   project.provide('redisUrl', redisUrl);
 
+  // Cluster mode runs on every CI run; elsewhere it is skipped (with a note) without the tools.
+  let cluster: RedisCluster | undefined;
+  if (redisClusterToolsInstalled()) cluster = await startRedisCluster();
+  else if (process.env.CI) throw new Error('CI must run the cluster-mode tests: install redis-server and redis-cli');
+  else console.warn('redis-server or redis-cli missing: the Redis Cluster tests are skipped');
+  project.provide('redisClusterNodes', cluster?.nodes ?? []);
+
   // Process-level tests spawn `node dist/cli.js`; CARDPROXY_SKIP_BUILD=1 skips this when only pure tests run.
   if (process.env.CARDPROXY_SKIP_BUILD !== '1') {
     // The whole build: the console's browser modules too (test/console drives them in Chromium).
@@ -31,11 +40,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   return async () => {
     ownRedis?.stop();
+    await cluster?.stop();
   };
 }
 
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string;
+    /** Seed nodes of the suite's Redis Cluster (`redis://127.0.0.1:<port>`); empty when it is skipped. */
+    redisClusterNodes: readonly string[];
   }
 }
