@@ -40,7 +40,8 @@ Operator commands (talk to Redis directly; --json prints JSON instead of a table
                                          JSON object per line
 
 --config FILE may be replaced by the environment variable CARDPROXY_CONFIG.
-REDIS_URL overrides redis.url, PORT overrides listen.port, LOG_LEVEL sets the log level.
+REDIS_URL overrides redis.url, REDIS_CLUSTER_NODES (comma-separated) redis.clusterNodes,
+PORT overrides listen.port, LOG_LEVEL sets the log level.
 Exit codes: 0 done, 1 runtime failure (e.g. Redis unreachable), 2 usage or configuration error.
 `;
 

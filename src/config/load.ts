@@ -1,6 +1,6 @@
 /**
- * Loading the configuration: `${NAME}` environment substitution, the `REDIS_URL` and `PORT`
- * overrides, validation against `ConfigSchema`, and start-up warnings.
+ * Loading the configuration: `${NAME}` environment substitution, the `REDIS_URL`,
+ * `REDIS_CLUSTER_NODES` and `PORT` overrides, validation against `ConfigSchema`, and start-up warnings.
  *
  * Every problem is reported at once, each as `path.to.field: message`, in a `ConfigError`.
  */
@@ -88,8 +88,8 @@ function isUnder(path: readonly PropertyKey[], prefix: readonly PathSegment[]): 
 }
 
 /**
- * Applies `REDIS_URL` and `PORT` to the (already copied) raw configuration; returns the paths it
- * overrode.
+ * Applies `REDIS_URL`, `REDIS_CLUSTER_NODES` and `PORT` to the (already copied) raw configuration;
+ * returns the paths it overrode.
  */
 function applyEnvOverrides(config: unknown, env: Env, issues: RawIssue[]): PathSegment[][] {
   const overridden: PathSegment[][] = [];
@@ -98,6 +98,12 @@ function applyEnvOverrides(config: unknown, env: Env, issues: RawIssue[]): PathS
   if (redisUrl !== undefined && redisUrl !== '') {
     config.redis = { ...(isPlainObject(config.redis) ? config.redis : {}), url: redisUrl };
     overridden.push(['redis', 'url']);
+  }
+  const clusterNodes = env.REDIS_CLUSTER_NODES;
+  if (clusterNodes !== undefined && clusterNodes.trim() !== '') {
+    const nodes = clusterNodes.split(',').map((node) => node.trim()).filter((node) => node !== '');
+    config.redis = { ...(isPlainObject(config.redis) ? config.redis : {}), clusterNodes: nodes };
+    overridden.push(['redis', 'clusterNodes']);
   }
   const port = env.PORT;
   if (port !== undefined && port !== '') {
@@ -161,7 +167,8 @@ function inertOutside(needs: readonly string[]): UnsetFallback {
 
 /**
  * Validates a raw (JSON-parsed) configuration: `${NAME}` substitution, then `REDIS_URL` (overrides
- * `redis.url`) and `PORT` (overrides `listen.port`), then the schema. Returns the fully defaulted
+ * `redis.url`), `REDIS_CLUSTER_NODES` (comma-separated, overrides `redis.clusterNodes`) and `PORT`
+ * (overrides `listen.port`), then the schema. Returns the fully defaulted
  * configuration, deep-frozen; throws a `ConfigError` naming every bad field by its path.
  */
 export function parseConfig(raw: unknown, env: Env = process.env, opts: LoadOptions = {}): Config {

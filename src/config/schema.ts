@@ -75,17 +75,37 @@ const ListenSchema = z
     }
   }, ALWAYS);
 
+const isRedisUrl = (value: string) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'redis:' || url.protocol === 'rediss:';
+  } catch {
+    return false;
+  }
+};
+const redisUrl = nonEmptyString.refine(isRedisUrl, 'must be a redis:// or rediss:// URL');
+
+/** What every seed node of a cluster must share: one scheme (TLS or not) and one set of credentials. */
+const clusterAccess = (value: string) => {
+  const url = new URL(value);
+  return `${url.protocol}//${url.username}:${url.password}`;
+};
+
 const RedisSchema = z.strictObject({
-  url: nonEmptyString
-    .refine((value) => {
-      try {
-        const url = new URL(value);
-        return url.protocol === 'redis:' || url.protocol === 'rediss:';
-      } catch {
-        return false;
+  url: redisUrl.default('redis://127.0.0.1:6379'),
+  /**
+   * Seed nodes of a Redis Cluster (SPEC 13). Non-empty: cardproxy runs on the cluster and `url`
+   * is not used. `REDIS_CLUSTER_NODES` (comma-separated) overrides it.
+   */
+  clusterNodes: z
+    .array(redisUrl)
+    .default([])
+    .superRefine((nodes, ctx) => {
+      const valid = nodes.filter(isRedisUrl);
+      if (new Set(valid.map(clusterAccess)).size > 1) {
+        ctx.addIssue({ code: 'custom', message: 'all seed nodes must use the same scheme (redis:// or rediss://) and the same user and password' });
       }
-    }, 'must be a redis:// or rediss:// URL')
-    .default('redis://127.0.0.1:6379'),
+    }),
   keyPrefix: z
     .string()
     .regex(KEY_PREFIX_PATTERN, 'must be 1 to 64 characters of A-Z, a-z, 0-9, "_", "." or "-"')
@@ -143,8 +163,16 @@ const WarmingSchema = z.strictObject({
   maxQueued: int(1, 10_000_000).default(10_000),
 });
 
+/** Event-log shards when none are configured: spread over a cluster's masters, one stream otherwise. */
+export const DEFAULT_CLUSTER_EVENT_SHARDS = 16;
+
 const EventsSchema = z.strictObject({
   retentionSeconds: int(60).default(604_800),
+  /**
+   * Streams the event log is split into (SPEC 13); a card's events all go to one. Default
+   * (filled in below, as it depends on `redis`): 16 with `redis.clusterNodes`, else 1.
+   */
+  shards: int(1, 1024).optional(),
 });
 
 /**
@@ -342,7 +370,11 @@ export const ConfigSchema = z
   })
   .superRefine((config: unknown, ctx) => {
     for (const issue of crossFieldIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
-  }, ALWAYS);
+  }, ALWAYS)
+  .transform((config) => {
+    const shards = config.events.shards ?? (config.redis.clusterNodes.length > 0 ? DEFAULT_CLUSTER_EVENT_SHARDS : 1);
+    return { ...config, events: { ...config.events, shards } };
+  });
 
 /** The configuration as written in the file (defaults optional). */
 export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -8,11 +8,13 @@ export function configSecrets(config: Config): string[] {
   const secrets: string[] = [...config.plain.signingSecrets];
   if (config.admin.token) secrets.push(config.admin.token);
   if (config.plain.api) secrets.push(config.plain.api.apiKey);
-  try {
-    const url = new URL(config.redis.url);
-    if (url.password) secrets.push(decodeURIComponent(url.password), url.password);
-  } catch {
-    // validated at load: always a URL
+  for (const redisUrl of [config.redis.url, ...config.redis.clusterNodes]) {
+    try {
+      const url = new URL(redisUrl);
+      if (url.password) secrets.push(decodeURIComponent(url.password), url.password);
+    } catch {
+      // validated at load: always a URL
+    }
   }
   for (const upstream of Object.values(config.upstreams)) {
     secrets.push(...Object.values(upstream.headers));

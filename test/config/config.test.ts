@@ -43,7 +43,7 @@ describe('parseConfig: defaults', () => {
     const config = parseConfig(minimal(), NO_ENV);
     expect(config).toEqual({
       listen: { host: '0.0.0.0', port: 8080, tls: null, opsPort: null },
-      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'cardproxy' },
+      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'cardproxy', clusterNodes: [] },
       plain: { signingSecrets: [], api: null },
       admin: { token: null },
       budgetMs: 10000,
@@ -56,7 +56,7 @@ describe('parseConfig: defaults', () => {
         scope: 'customer',
         refreshAhead: 0.2,
       },
-      events: { retentionSeconds: 604800 },
+      events: { retentionSeconds: 604800, shards: 1 },
       worker: { lockDurationMs: 10000, stalledIntervalMs: 5000, concurrencyCheckIntervalMs: 5000 },
       warming: { webhookToleranceSeconds: 300, webhookEvents: [...DEFAULT_WEBHOOK_EVENTS], maxQueued: 10000 },
       nearCache: { maxBytes: 67108864 },
@@ -412,7 +412,7 @@ describe('environment', () => {
   it('REDIS_URL overrides redis.url and PORT overrides listen.port', () => {
     const raw = { ...minimal(), redis: { url: 'redis://configured:6379', keyPrefix: 'p' }, listen: { host: '127.0.0.1', port: 8080 } };
     const config = parseConfig(raw, { REDIS_URL: 'redis://from-env:6380/2', PORT: '9123' });
-    expect(config.redis).toEqual({ url: 'redis://from-env:6380/2', keyPrefix: 'p' });
+    expect(config.redis).toEqual({ url: 'redis://from-env:6380/2', keyPrefix: 'p', clusterNodes: [] });
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9123, tls: null, opsPort: null });
 
     const bare = parseConfig(minimal(), { REDIS_URL: 'rediss://tls:6379', PORT: '0' });
@@ -430,6 +430,27 @@ describe('environment', () => {
     expect(config.redis.url).toBe('redis://x:1');
     expect(config.listen.port).toBe(81);
     expect(pathsOf(issuesOf(raw, {}))).toEqual(['listen.port', 'redis.url']);
+  });
+
+  it('REDIS_CLUSTER_NODES (comma-separated) overrides redis.clusterNodes; cluster mode shards the log 16 ways by default', () => {
+    const raw = { ...minimal(), redis: { clusterNodes: ['redis://configured:7000'] } };
+    const config = parseConfig(raw, { REDIS_CLUSTER_NODES: ' redis://a:7000, redis://b:7001,,' });
+    expect(config.redis.clusterNodes).toEqual(['redis://a:7000', 'redis://b:7001']);
+    expect(config.events.shards).toBe(16);
+    expect(parseConfig(raw, { REDIS_CLUSTER_NODES: '' }).redis.clusterNodes).toEqual(['redis://configured:7000']);
+    expect(parseConfig({ ...raw, events: { shards: 4 } }, NO_ENV).events.shards).toBe(4);
+    expect(parseConfig(minimal(), { REDIS_CLUSTER_NODES: 'redis://a:7000' }).events.shards).toBe(16);
+    expect(parseConfig({ ...minimal(), events: { shards: 3 } }, NO_ENV).events.shards).toBe(3);
+  });
+
+  it('names bad cluster nodes and shard counts', () => {
+    expect(pathsOf(issuesOf(minimal(), { REDIS_CLUSTER_NODES: 'redis://a:7000,a:7001' }))).toEqual(['redis.clusterNodes[1]']);
+    expect(issuesOf({ ...minimal(), redis: { clusterNodes: ['redis://:x@a:7000', 'redis://:y@b:7000'] } }, NO_ENV)).toEqual([
+      'redis.clusterNodes: all seed nodes must use the same scheme (redis:// or rediss://) and the same user and password',
+    ]);
+    expect(pathsOf(issuesOf({ ...minimal(), redis: { clusterNodes: ['redis://a:7000', 'rediss://b:7000'] } }, NO_ENV))).toEqual(['redis.clusterNodes']);
+    expect(pathsOf(issuesOf({ ...minimal(), events: { shards: 0 } }, NO_ENV))).toEqual(['events.shards']);
+    expect(pathsOf(issuesOf({ ...minimal(), events: { shards: 1025 } }, NO_ENV))).toEqual(['events.shards']);
   });
 
   it('names a bad PORT or REDIS_URL', () => {
@@ -612,5 +633,7 @@ describe('plain.api (SPEC 11)', () => {
   it('is one of the secrets the logger scrubs from every line', () => {
     const config = parseConfig({ ...minimal(), plain: { api: { apiKey: 'plainApiKey_s3cret' } } }, NO_ENV);
     expect(configSecrets(config)).toContain('plainApiKey_s3cret');
+    const cluster = parseConfig({ ...minimal(), redis: { clusterNodes: ['redis://:cluster%40pw@a:7000'] } }, NO_ENV);
+    expect(configSecrets(cluster)).toContain('cluster@pw');
   });
 });
