@@ -11,11 +11,12 @@ import { scanKeys, usedMemory } from './lib/redis.mjs';
 import { fmt, table, target, waitFor } from './lib/util.mjs';
 
 function kindOf(key, prefix) {
-  if (key === `${prefix}:events`) return 'event log (stream)';
+  if (key === `${prefix}:events` || key.startsWith(`${prefix}:events-`)) return 'event log (streams)';
   if (key.startsWith(`${prefix}:{refresh-`)) return 'refresh queue (BullMQ)';
-  if (key.startsWith(`${prefix}:customer-index:`)) return 'customer index (sets)';
+  if (key.includes('}:customer-index:')) return 'customer index (sets)';
   if (key.includes('}:card:')) return 'card projections';
-  if (key.endsWith('}:cards')) return "customer's card list (set)";
+  if (key.includes('}:components:')) return 'card components';
+  if (key.includes('}:cards:')) return "customer's card list (set)";
   if (key.includes('}:served:')) return 'served markers';
   if (key.includes('}:inflight:')) return 'in-flight markers';
   return 'other';

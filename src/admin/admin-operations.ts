@@ -102,6 +102,6 @@ export class AdminOperations {
 
   /** The newest matching events, newest first. */
   events(query: EventQuery): Promise<LoggedEvent[]> {
-    return queryEvents(this.#d.redis, this.#d.store.keys.events, query);
+    return queryEvents(this.#d.redis, this.#d.store.keys.eventStreams, query);
   }
 }

@@ -246,7 +246,7 @@ async function withContext(
       env.err(`cardproxy: cannot reach Redis at ${redactUrl(config.redis.url)}: ${(lastError ?? (err as Error)).message}\n`);
       return 1;
     }
-    const keys = keyLayout(config.redis.keyPrefix);
+    const keys = keyLayout(config.redis.keyPrefix, config.events.shards);
     const policies = resolveCardPolicies(config);
     const groups = groupUpstreams(config);
     const store = new CardStore({

@@ -66,7 +66,9 @@ export class ChangeFeed {
   }
 
   async #run(): Promise<void> {
-    let lastId: string | null = null;
+    const streams = this.#keys.eventStreams;
+    /** Per event stream (shard), the id of the last entry read; null: start at the log's end. */
+    let lastId: string[] | null = null;
     let epoch: string | null = null;
     /** The connection the current read position was taken on. */
     let startedOn = -1;
@@ -83,15 +85,14 @@ export class ChangeFeed {
           stall = setTimeout(() => reject(new Error(`no reply from the event feed within ${STALL_MS} ms`)), STALL_MS);
         });
         if (lastId === null) {
-          // (Re)start at the stream's current end: everything cached from now on is read after it.
-          const reply = await Promise.race([
-            this.#redis.pipeline().get(this.#keys.cacheEpoch).xrevrange(this.#keys.events, '+', '-', 'COUNT', 1).exec(),
-            stalled,
-          ]);
-          const [epochReply, newest] = results(reply, 2);
+          // (Re)start at the streams' current ends: everything cached from now on is read after them.
+          const pipeline = this.#redis.pipeline().get(this.#keys.cacheEpoch);
+          for (const stream of streams) pipeline.xrevrange(stream, '+', '-', 'COUNT', 1);
+          const reply = await Promise.race([pipeline.exec(), stalled]);
+          const [epochReply, ...newest] = results(reply, 1 + streams.length);
           if (connection !== this.#connection) continue;
           epoch = epochReply as string | null;
-          lastId = (newest as Array<[string, string[]]>)[0]?.[0] ?? '0-0';
+          lastId = newest.map((entries) => (entries as Array<[string, string[]]>)[0]?.[0] ?? '0-0');
           startedOn = connection;
           this.#near.resume(sentAt);
           this.#recovered();
@@ -101,7 +102,7 @@ export class ChangeFeed {
           this.#redis
             .pipeline()
             .get(this.#keys.cacheEpoch)
-            .xread('COUNT', COUNT, 'STREAMS', this.#keys.events, lastId)
+            .xread('COUNT', COUNT, 'STREAMS', ...streams, ...lastId)
             .exec(),
           stalled,
         ]);
@@ -114,13 +115,17 @@ export class ChangeFeed {
           epoch = epochReply as string | null;
           this.#near.flush('replay');
         }
-        const entries = (read as XReadReply)?.[0]?.[1] ?? [];
-        for (const [id, fields] of entries) {
-          lastId = id;
-          const key = this.#changedCard(fields);
-          if (key !== null) this.#near.invalidate(key);
+        let more = false;
+        for (const [stream, entries] of (read as XReadReply) ?? []) {
+          const shard = streams.indexOf(stream);
+          for (const [id, fields] of entries) {
+            lastId[shard] = id;
+            const key = this.#changedCard(fields);
+            if (key !== null) this.#near.invalidate(key);
+          }
+          if (entries.length >= COUNT) more = true;
         }
-        if (entries.length < COUNT) {
+        if (!more) {
           this.#near.covered(sentAt);
           await sleep(POLL_MS);
         }

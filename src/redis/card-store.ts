@@ -386,9 +386,10 @@ export class CardStore {
   ): Promise<{ result: Array<number | string>; written: Map<string, boolean> }> {
     for (let attempt = 1; ; attempt++) {
       const refs = events.map((e) => refOf(e));
+      const shard = this.#shardOf([...refs, ...(opts.release ?? []).map((m) => m.ref)]);
       const cardKeys = refs.map((ref) => this.#keys.card(ref));
       const raw = cardKeys.length > 0 ? await this.#redis.mget(...cardKeys) : [];
-      const keys: string[] = [this.#keys.events];
+      const keys: string[] = [this.#keys.eventStream(shard)];
       const keyIndex = (key: string) => {
         const at = keys.indexOf(key);
         return (at === -1 ? keys.push(key) : at + 1) as number; // Lua's KEYS are 1-based
@@ -420,12 +421,12 @@ export class CardStore {
         slot.expect = value;
         written.set(cardKey, value !== false);
         const entry: PlanEntry = { type: event.type, data: JSON.stringify(event.data), set: { k: keyIndex(cardKey), check, expect, value, px: Math.max(1, Math.ceil(px)) } };
-        if (value !== false) entry.index = this.#indexEntries(refs[i]!, cardKey, next, px, keyIndex);
+        if (value !== false) entry.index = this.#indexEntries(shard, refs[i]!, cardKey, next, px, keyIndex);
         else entry.unindex = [{ k: keyIndex(this.#keys.customerCards(refs[i]!.workspaceId, refs[i]!.customerId)), member: cardKey }];
         return entry;
       });
       const release = (opts.release ?? []).map((m) => ({ k: keyIndex(this.#keys.inflight(m.ref)), owner: m.owner }));
-      const result = await this.#run(keys, entries, { release, notice: opts.notice, replay: opts.replay });
+      const result = await this.#run(keys, entries, { release, notice: opts.notice, replay: opts.replay, channel: this.#keys.refreshChannel(shard) });
       if (result[0] === 1) return { result, written };
       if (attempt >= (opts.replay ? MAX_REPLAY_CAS_ATTEMPTS : MAX_CAS_ATTEMPTS)) throw new Error('card state kept changing under a concurrent writer; gave up');
     }
@@ -437,7 +438,7 @@ export class CardStore {
    * @returns the stream id of the appended event
    */
   async applyOverrideEvent(event: TtlOverrideEvent): Promise<string> {
-    const keys = [this.#keys.events, this.#keys.ttlOverrides];
+    const keys = [this.#keys.overrideEvents, this.#keys.ttlOverrides];
     const entry: PlanEntry = { type: event.type, data: JSON.stringify(event.data) };
     const seconds = evolveOverrides(NO_TTL_OVERRIDES, event).get(event.data.cardKey);
     if (seconds !== undefined) entry.hset = { k: 2, f: event.data.cardKey, v: String(seconds) };
@@ -460,14 +461,18 @@ export class CardStore {
       return true;
     }
     const pairs = [...overrides].flatMap(([cardKey, seconds]) => [cardKey, String(seconds)]);
-    const done = await this.#redis.cardproxyReplaceOverrides(this.#keys.events, this.#keys.ttlOverrides, lastEventId, ...pairs);
+    const done = await this.#redis.cardproxyReplaceOverrides(this.#keys.overrideEvents, this.#keys.ttlOverrides, lastEventId, ...pairs);
     return done === 1;
   }
 
-  /** The customers the look-up index knows by this identifier (an email is matched lower-cased). */
+  /**
+   * The customers the look-up index knows by this identifier (an email is matched lower-cased):
+   * the union of every shard's index (one command per shard, since each is in its own slot).
+   */
   async findCustomers(kind: CustomerIndexKind, value: string): Promise<CustomerRef[]> {
-    const members = await this.#redis.smembers(this.#keys.customerIndex(kind, kind === 'email' ? value.toLowerCase() : value));
-    return members.flatMap((member) => {
+    const needle = kind === 'email' ? value.toLowerCase() : value;
+    const perShard = await Promise.all(this.#keys.eventStreams.map((_, shard) => this.#redis.smembers(this.#keys.customerIndex(shard, kind, needle))));
+    return [...new Set(perShard.flat())].flatMap((member) => {
       const at = member.indexOf('\n');
       return at === -1 ? [] : [{ workspaceId: member.slice(0, at), customerId: member.slice(at + 1) }];
     });
@@ -494,22 +499,31 @@ export class CardStore {
     return value === null ? null : Number(value);
   }
 
-  #indexEntries(ref: CardRef, cardKey: string, state: CardState, px: number, keyIndex: (key: string) => number) {
+  /** The one shard all of `refs` are in (an atomic write cannot span shards: they are different slots). */
+  #shardOf(refs: readonly CardRef[]): number {
+    const shard = refs.length === 0 ? 0 : this.#keys.shardOf(refs[0]!.workspaceId, refs[0]!.customerId);
+    for (const ref of refs) {
+      if (this.#keys.shardOf(ref.workspaceId, ref.customerId) !== shard) throw new Error('one atomic card write cannot span event shards');
+    }
+    return shard;
+  }
+
+  #indexEntries(shard: number, ref: CardRef, cardKey: string, state: CardState, px: number, keyIndex: (key: string) => number) {
     const member = `${ref.workspaceId}\n${ref.customerId}`;
     const ttl = Math.max(1, Math.ceil(px));
     const index: { k: number; member: string; px: number }[] = [
       { k: keyIndex(this.#keys.customerCards(ref.workspaceId, ref.customerId)), member: cardKey, px: ttl },
-      { k: keyIndex(this.#keys.customerIndex('id', ref.customerId)), member, px: ttl },
+      { k: keyIndex(this.#keys.customerIndex(shard, 'id', ref.customerId)), member, px: ttl },
     ];
-    if (state.customerEmail) index.push({ k: keyIndex(this.#keys.customerIndex('email', state.customerEmail.toLowerCase())), member, px: ttl });
-    if (state.customerExternalId) index.push({ k: keyIndex(this.#keys.customerIndex('externalId', state.customerExternalId)), member, px: ttl });
+    if (state.customerEmail) index.push({ k: keyIndex(this.#keys.customerIndex(shard, 'email', state.customerEmail.toLowerCase())), member, px: ttl });
+    if (state.customerExternalId) index.push({ k: keyIndex(this.#keys.customerIndex(shard, 'externalId', state.customerExternalId)), member, px: ttl });
     return index;
   }
 
   async #run(
     keys: string[],
     entries: PlanEntry[],
-    opts: { release?: { k: number; owner: string }[]; notice?: RefreshNotice | undefined; replay?: boolean },
+    opts: { release?: { k: number; owner: string }[]; notice?: RefreshNotice | undefined; replay?: boolean; channel?: string },
   ): Promise<Array<number | string>> {
     const minId = `${Math.max(0, this.#clock.now() - this.#retentionMs)}-0`;
     const plan = {
@@ -517,7 +531,7 @@ export class CardStore {
       replay: opts.replay === true,
       entries,
       release: opts.release && opts.release.length > 0 ? opts.release : false,
-      channel: this.#keys.refreshChannel,
+      channel: opts.channel ?? false,
       message: opts.notice ? JSON.stringify(opts.notice) : false,
     };
     return this.#redis.cardproxyApplyEvents(keys.length, ...keys, JSON.stringify(plan));

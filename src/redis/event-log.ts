@@ -74,7 +74,29 @@ function matches(event: LoggedEvent, filter: EventFilter): boolean {
  * The newest events matching `filter`, newest first. Walks the stream backwards in pages and
  * stops at `limit` matches or after `maxScanned` entries, whichever comes first.
  */
-export async function queryEvents(redis: Redis, streamKey: string, filter: EventFilter, maxScanned = MAX_SCANNED_ENTRIES): Promise<LoggedEvent[]> {
+export async function queryEvents(
+  redis: Redis,
+  streamKeys: readonly string[],
+  filter: EventFilter,
+  maxScanned = MAX_SCANNED_ENTRIES,
+): Promise<LoggedEvent[]> {
+  // Each shard's newest `limit` matches, merged newest first (ids are times, comparable across streams).
+  const perStream = await Promise.all(streamKeys.map((key) => queryStream(redis, key, filter, maxScanned)));
+  if (perStream.length === 1) return perStream[0]!;
+  return perStream
+    .flat()
+    .sort((a, b) => compareStreamIds(b.id, a.id))
+    .slice(0, filter.limit);
+}
+
+/** Orders stream ids (`<ms>-<seq>`) by time. */
+export function compareStreamIds(a: string, b: string): number {
+  const [aMs, aSeq] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bMs, bSeq] = b.split('-').map(BigInt) as [bigint, bigint];
+  return aMs !== bMs ? (aMs < bMs ? -1 : 1) : aSeq === bSeq ? 0 : aSeq < bSeq ? -1 : 1;
+}
+
+async function queryStream(redis: Redis, streamKey: string, filter: EventFilter, maxScanned: number): Promise<LoggedEvent[]> {
   const filtered = filter.customerId !== undefined || filter.cardKey !== undefined || filter.type !== undefined;
   const found: LoggedEvent[] = [];
   let end = '+';

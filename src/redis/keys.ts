@@ -1,7 +1,10 @@
 /**
- * The Redis key layout. Every key one `/cards` request reads shares the hash tag
- * `{<workspace>:<customer>}`, so a request touches one slot of a Redis Cluster. Ids are
- * URI-encoded so that `:`, `{` and `}` in them cannot break the layout or the hash tag.
+ * The Redis key layout. The event log is split into `shardCount` streams (SPEC 13); all cards of
+ * one customer belong to one shard (`shardOf`), and every key written together with a shard's
+ * events carries the hash tag `{<eventStream(shard)>}`: the tag text equals the stream's name, so
+ * a stream and everything derived from it share one slot of a Redis Cluster, and a `/cards`
+ * request or an atomic "append event + update projection" touches one slot. Ids are URI-encoded
+ * so that `:`, `{` and `}` in them cannot break the layout or the hash tag.
  */
 import type { CardRef } from '../core/card-ref.js';
 
@@ -12,12 +15,22 @@ export type CustomerIndexKind = 'id' | 'email' | 'externalId';
 
 export interface KeyLayout {
   readonly prefix: string;
-  /** The event log (SPEC section 6): `<prefix>:events`. */
-  readonly events: string;
-  /** Run-time TTL overrides, a hash of card key → seconds (derived from the log). */
+  /** How many event streams the log is split into (`events.shards`). */
+  readonly shardCount: number;
+  /** The shard of a customer's cards: a stable hash of the customer, 0 with one shard. */
+  shardOf(workspaceId: string, customerId: string): number;
+  /**
+   * A shard's event stream: `<prefix>:events` with one shard (SPEC 6), else `<prefix>:events-<shard>`.
+   */
+  eventStream(shard: number): string;
+  /** All event streams, in shard order. */
+  readonly eventStreams: readonly string[];
+  /** The stream `ttl.override_*` events are appended to: shard 0's, in the override hash's slot. */
+  readonly overrideEvents: string;
+  /** Run-time TTL overrides, a hash of card key → seconds (derived from the log), in shard 0's slot. */
   readonly ttlOverrides: string;
-  /** Pub/sub channel on which refresh outcomes are announced to waiting requests. */
-  readonly refreshChannel: string;
+  /** A shard's pub/sub channel (SPUBLISH, in the shard's slot) on which refresh outcomes are announced. */
+  refreshChannel(shard: number): string;
   /**
    * A counter that replay bumps when it has rewritten projections (without appending events), so
    * that every process's near cache drops what it holds. Holds no card state.
@@ -25,6 +38,8 @@ export interface KeyLayout {
   readonly cacheEpoch: string;
   /** Projection of one card's events. */
   card(ref: CardRef): string;
+  /** One card's components (the JSON array as served), beside its projection. */
+  components(ref: CardRef): string;
   /** Marks a card whose refresh is queued or running (single-flight). */
   inflight(ref: CardRef): string;
   /** When Plain's copy of a card, answered in a (customer, thread) context, expires. */
@@ -35,15 +50,19 @@ export interface KeyLayout {
    */
   awaitingReload(workspaceId: string, customerId: string, cardKey: string): string;
   /**
-   * Customer look-up index by customer id (across workspaces), email (lower-cased by the caller)
-   * or external id: a set of `workspace\ncustomer`, expiring with the customer's last card.
+   * One shard's customer look-up index by customer id (across workspaces), email (lower-cased by
+   * the caller) or external id: a set of `workspace\ncustomer`, expiring with the customer's last
+   * card. A look-up unions the sets of all shards.
    */
-  customerIndex(kind: CustomerIndexKind, value: string): string;
+  customerIndex(shard: number, kind: CustomerIndexKind, value: string): string;
   /** The card projection keys of one customer: a set, expiring with its last card. */
   customerCards(workspaceId: string, customerId: string): string;
   /** The card a projection key (as built by `card`) belongs to, or null for any other key. */
   parseCard(key: string): CardRef | null;
-  /** SCAN patterns of all derived keys (everything replay rebuilds). */
+  /**
+   * SCAN patterns of all derived keys (everything replay rebuilds), including those of the
+   * layout before the log was sharded (a customer hash tag, an unsharded index and override hash).
+   */
   readonly derivedPatterns: readonly string[];
   /** A Plain webhook delivery already accepted (de-duplication by envelope id, 24 h). */
   webhookDelivery(id: string): string;
@@ -51,11 +70,24 @@ export interface KeyLayout {
   queuePrefix(groupName: string): string;
 }
 
-export function keyLayout(prefix: string): KeyLayout {
-  const customerTag = (workspaceId: string, customerId: string) => `${prefix}:{${enc(workspaceId)}:${enc(customerId)}}`;
+/** The most event-log shards a deployment may have (`events.shards`). */
+export const MAX_EVENT_SHARDS = 1024;
+
+export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
+  if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_EVENT_SHARDS) {
+    throw new RangeError(`shardCount must be an integer from 1 to ${MAX_EVENT_SHARDS}, got ${shardCount}`);
+  }
+  const eventStream = (shard: number) => (shardCount === 1 ? `${prefix}:events` : `${prefix}:events-${shard}`);
+  const eventStreams = Object.freeze(Array.from({ length: shardCount }, (_, shard) => eventStream(shard)));
+  const shardTag = (shard: number) => `${prefix}:{${eventStreams[shard]!}}`;
+  const shardOf = (workspaceId: string, customerId: string) => (shardCount === 1 ? 0 : fnv1a32(`${workspaceId}\n${customerId}`) % shardCount);
+  // A customer's keys: `<prefix>:{<its shard's stream>}:<kind>:<workspace>:<customer>[:...]`.
+  const customerKey = (kind: string, workspaceId: string, customerId: string) =>
+    `${shardTag(shardOf(workspaceId, customerId))}:${kind}:${enc(workspaceId)}:${enc(customerId)}`;
   const cardSuffix = (ref: CardRef) => (ref.threadId === null ? enc(ref.cardKey) : `${enc(ref.cardKey)}:${enc(ref.threadId)}`);
+  const cardScoped = (kind: string, ref: CardRef) => `${customerKey(kind, ref.workspaceId, ref.customerId)}:${cardSuffix(ref)}`;
   // Encoded parts hold no ':', '{' or '}', and the prefix no ':' (KEY_PREFIX_PATTERN).
-  const cardKeyPattern = new RegExp(`^${escapeRegExp(prefix)}:\\{([^:{}]*):([^:{}]*)\\}:card:([^:]+)(?::([^:]+))?$`);
+  const cardKeyPattern = new RegExp(`^${escapeRegExp(prefix)}:\\{[^{}]*\\}:card:([^:]*):([^:]*):([^:]+)(?::([^:]+))?$`);
   const parseCard = (key: string): CardRef | null => {
     const match = cardKeyPattern.exec(key);
     if (!match) return null;
@@ -72,23 +104,54 @@ export function keyLayout(prefix: string): KeyLayout {
   };
   return Object.freeze({
     prefix,
-    events: `${prefix}:events`,
-    ttlOverrides: `${prefix}:ttl-overrides`,
-    refreshChannel: `${prefix}:refresh-outcomes`,
+    shardCount,
+    shardOf,
+    eventStream: (shard: number) => eventStreams[checkShard(shard, shardCount)]!,
+    eventStreams,
+    overrideEvents: eventStream(0),
+    ttlOverrides: `${shardTag(0)}:ttl-overrides`,
+    refreshChannel: (shard: number) => `${shardTag(checkShard(shard, shardCount))}:refresh-outcomes`,
     cacheEpoch: `${prefix}:cache-epoch`,
-    card: (ref: CardRef) => `${customerTag(ref.workspaceId, ref.customerId)}:card:${cardSuffix(ref)}`,
-    inflight: (ref: CardRef) => `${customerTag(ref.workspaceId, ref.customerId)}:inflight:${cardSuffix(ref)}`,
+    card: (ref: CardRef) => cardScoped('card', ref),
+    components: (ref: CardRef) => cardScoped('components', ref),
+    inflight: (ref: CardRef) => cardScoped('inflight', ref),
     served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>
-      `${customerTag(workspaceId, customerId)}:served:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`,
+      `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`,
     awaitingReload: (workspaceId: string, customerId: string, cardKey: string) =>
-      `${customerTag(workspaceId, customerId)}:awaiting-reload:${enc(cardKey)}`,
-    customerIndex: (kind: CustomerIndexKind, value: string) => `${prefix}:customer-index:${kind}:${enc(value)}`,
-    customerCards: (workspaceId: string, customerId: string) => `${customerTag(workspaceId, customerId)}:cards`,
+      `${customerKey('awaiting-reload', workspaceId, customerId)}:${enc(cardKey)}`,
+    customerIndex: (shard: number, kind: CustomerIndexKind, value: string) =>
+      `${shardTag(checkShard(shard, shardCount))}:customer-index:${kind}:${enc(value)}`,
+    customerCards: (workspaceId: string, customerId: string) => customerKey('cards', workspaceId, customerId),
     parseCard,
-    derivedPatterns: [`${prefix}:{*}:card:*`, `${prefix}:{*}:cards`, `${prefix}:customer-index:*`, `${prefix}:ttl-overrides`],
+    derivedPatterns: [
+      `${prefix}:{*}:card:*`,
+      `${prefix}:{*}:components:*`,
+      `${prefix}:{*}:cards:*`,
+      `${prefix}:{*}:customer-index:*`,
+      `${prefix}:{*}:ttl-overrides`,
+      // The layout before the log was sharded.
+      `${prefix}:{*}:cards`,
+      `${prefix}:customer-index:*`,
+      `${prefix}:ttl-overrides`,
+    ],
     webhookDelivery: (id: string) => `${prefix}:webhook-delivery:${enc(id)}`,
     queuePrefix: (groupName: string) => `${prefix}:{refresh-${groupName}}`,
   });
+}
+
+function checkShard(shard: number, shardCount: number): number {
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shardCount) throw new RangeError(`no event shard ${shard} (of ${shardCount})`);
+  return shard;
+}
+
+/** FNV-1a, 32 bits, over the UTF-8 bytes of `text`: cheap, stable across processes and versions. */
+export function fnv1a32(text: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(text, 'utf8')) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 function escapeRegExp(text: string): string {

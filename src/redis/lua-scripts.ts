@@ -55,7 +55,7 @@ if plan.release then
     if redis.call('GET', KEYS[r.k]) == r.owner then redis.call('DEL', KEYS[r.k]) end
   end
 end
-if plan.message then redis.call('PUBLISH', plan.channel, plan.message) end
+if plan.message then redis.call('SPUBLISH', plan.channel, plan.message) end
 
 table.insert(ids, 1, 1)
 return ids

@@ -76,28 +76,34 @@ async function rebuild(deps: ReplayDeps): Promise<ReplaySummary> {
   let overrideEvents = 0;
   let skipped = 0;
   let overrides: TtlOverrides = NO_TTL_OVERRIDES;
-  let lastId = '';
   const cards = new Map<string, boolean>();
 
-  for (let round = 1; ; round++) {
-    for await (const page of readEventPages(redis, keys.events, batchSize, lastId)) {
-      const batch: CardStateEvent[] = [];
-      for (const { event } of page) {
-        eventsRead++;
-        if (event === null) skipped++;
-        else if (isCardStateEvent(event)) batch.push(event);
-        else {
-          overrides = evolveOverrides(overrides, event);
-          overrideEvents++;
+  // Shard by shard; overrides are only in `keys.overrideEvents`, which is read last so that its
+  // catch-up loop below also covers what was appended while the other shards were replayed.
+  const streams = [...keys.eventStreams.filter((s) => s !== keys.overrideEvents), keys.overrideEvents];
+  for (const stream of streams) {
+    let lastId = '';
+    for (let round = 1; ; round++) {
+      for await (const page of readEventPages(redis, stream, batchSize, lastId)) {
+        const batch: CardStateEvent[] = [];
+        for (const { event } of page) {
+          eventsRead++;
+          if (event === null) skipped++;
+          else if (isCardStateEvent(event)) batch.push(event);
+          else {
+            overrides = evolveOverrides(overrides, event);
+            overrideEvents++;
+          }
         }
+        cardEvents += batch.length;
+        if (batch.length > 0) for (const [key, kept] of await store.replayCardEvents(batch)) cards.set(key, kept);
+        lastId = page[page.length - 1]!.id;
       }
-      cardEvents += batch.length;
-      if (batch.length > 0) for (const [key, kept] of await store.replayCardEvents(batch)) cards.set(key, kept);
-      lastId = page[page.length - 1]!.id;
+      if (stream !== keys.overrideEvents) break;
+      const force = round >= MAX_CATCH_UP_ROUNDS;
+      if (await store.replaceOverrides(overrides, lastId, force)) break;
+      if (force) deps.log?.warn({ lastId }, 'event log kept growing during replay: overrides written as of the last event read');
     }
-    const force = round >= MAX_CATCH_UP_ROUNDS;
-    if (await store.replaceOverrides(overrides, lastId, force)) break;
-    if (force) deps.log?.warn({ lastId }, 'event log kept growing during replay: overrides written as of the last event read');
   }
 
   let cardsWritten = 0;

@@ -13,23 +13,24 @@ type Resolve = (outcome: Outcome) => void;
 
 export class RefreshNotifier {
   readonly #subscriber: Redis;
-  readonly #channel: string;
+  readonly #channels: ReadonlySet<string>;
   readonly #log: Logger;
   /** Waiters per card; entries leave as soon as they are resolved or abandoned. */
   readonly #waiters = new Map<string, Set<Resolve>>();
 
-  constructor(subscriber: Redis, channel: string, log: Logger) {
+  /** @param channels one sharded channel per event shard (`KeyLayout.refreshChannel`) */
+  constructor(subscriber: Redis, channels: readonly string[], log: Logger) {
     this.#subscriber = subscriber;
-    this.#channel = channel;
+    this.#channels = new Set(channels);
     this.#log = log;
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel) this.#dispatch(message);
+    subscriber.on('smessage', (channel: string, message: string) => {
+      if (this.#channels.has(channel)) this.#dispatch(message);
     });
   }
 
-  /** Subscribes (ioredis re-subscribes by itself after a reconnect). */
+  /** Subscribes (ioredis re-subscribes by itself after a reconnect), one channel at a time: each is in its own slot. */
   async start(): Promise<void> {
-    await this.#subscriber.subscribe(this.#channel);
+    for (const channel of this.#channels) await this.#subscriber.ssubscribe(channel);
   }
 
   /** How many requests are waiting, for tests and metrics. */

@@ -94,7 +94,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   for (const warning of configWarnings(config)) log.warn({ role }, warning);
 
   const metrics = new Metrics({ budgetMs: config.budgetMs });
-  const keys = keyLayout(config.redis.keyPrefix);
+  const keys = keyLayout(config.redis.keyPrefix, config.events.shards);
   // Everything below reads the card policies and upstream groups through the live views, so a
   // configuration reloaded on SIGHUP is in use at once.
   const live = new LiveConfig(config);
@@ -188,7 +188,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let webhooks: Omit<WebhookRouteOptions, 'clock' | 'metrics'> | undefined;
   if (serves) {
     subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
-    const notifier = new RefreshNotifier(subscriber, keys.refreshChannel, log.child({ component: 'refresh-notifier' }));
+    const notifier = new RefreshNotifier(subscriber, keys.eventStreams.map((_, shard) => keys.refreshChannel(shard)), log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ slots, metrics, log });
     const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });

@@ -48,7 +48,7 @@ export interface StreamEvent {
 
 /** Every entry of the event stream, oldest first, with `data` parsed. */
 export async function readStream(redis: Redis, keys: KeyLayout): Promise<StreamEvent[]> {
-  const entries = (await redis.xrange(keys.events, '-', '+')) as Array<[string, string[]]>;
+  const entries = (await redis.xrange(keys.eventStream(0), '-', '+')) as Array<[string, string[]]>;
   return entries.map(([id, fields]) => {
     const get = (name: string) => fields[fields.indexOf(name) + 1];
     return { id, type: get('type')!, data: JSON.parse(get('data')!) };

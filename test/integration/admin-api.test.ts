@@ -244,7 +244,7 @@ describe('invalidation', () => {
     const broken = await upstream(() => ({ status: 404 }));
     const proxy = await adminProxy(broken.url);
     await postCards(proxy, request('c_3'));
-    await eventually(async () => (await redis.exists(proxy.store.keys.customerIndex('id', 'c_3'))) === 1, 5000, 'failure recorded');
+    await eventually(async () => (await redis.exists(proxy.store.keys.customerIndex(0, 'id', 'c_3'))) === 1, 5000, 'failure recorded');
     expect(await invalidate(proxy, { customerId: 'c_3' })).toBe(0);
     expect((await proxy.metrics.eventsAppended.get()).values.find((v) => v.labels.type === 'card.invalidated')).toBeUndefined();
   });

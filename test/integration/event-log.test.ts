@@ -117,7 +117,7 @@ describe('event types and their fields', () => {
     expect(one('ttl.override_set', 'alpha').data).toEqual({ cardKey: 'alpha', ttlSeconds: 30 });
     expect(one('ttl.override_cleared', 'alpha').data).toEqual({ cardKey: 'alpha' });
     // Entries hold exactly the two fields `type` and `data`.
-    const [, fields] = ((await redis.xrange(keys.events, '-', '+', 'COUNT', 1)) as Array<[string, string[]]>)[0]!;
+    const [, fields] = ((await redis.xrange(keys.eventStream(0), '-', '+', 'COUNT', 1)) as Array<[string, string[]]>)[0]!;
     expect(fields.filter((_, i) => i % 2 === 0)).toEqual(['type', 'data']);
 
     const counted = Object.fromEntries((await proxy.metrics.eventsAppended.get()).values.map((v) => [v.labels.type, v.value]));
@@ -142,14 +142,14 @@ describe('atomicity: event and projection are written together', () => {
     const { store } = proxy;
     const keys = store.keys;
     const ref = { workspaceId: 'w_test', customerId: 'c_1', threadId: null, cardKey: 'alpha' };
-    await redis.set(keys.events, 'not a stream'); // XADD now fails inside the script
+    await redis.set(keys.eventStream(0), 'not a stream'); // XADD now fails inside the script
 
     await expect(store.applyCardEvents([refreshedEvent('alpha', Date.now(), 'v1')])).rejects.toThrow(/WRONGTYPE/);
-    expect(await redis.exists(keys.card(ref), keys.customerCards('w_test', 'c_1'), keys.customerIndex('id', 'c_1'))).toBe(0);
+    expect(await redis.exists(keys.card(ref), keys.customerCards('w_test', 'c_1'), keys.customerIndex(0, 'id', 'c_1'))).toBe(0);
     await expect(store.applyOverrideEvent({ type: 'ttl.override_set', data: { cardKey: 'alpha', ttlSeconds: 9 } })).rejects.toThrow(/WRONGTYPE/);
     expect(await redis.exists(keys.ttlOverrides)).toBe(0);
 
-    await redis.del(keys.events);
+    await redis.del(keys.eventStream(0));
     const [id] = await store.applyCardEvents([refreshedEvent('alpha', Date.now(), 'v1')]);
     expect(await redis.exists(keys.card(ref))).toBe(1);
     expect((await readStream(redis, keys)).map((e) => e.id)).toEqual([id]);
@@ -203,12 +203,12 @@ describe('retention', () => {
     // A log written over the last two minutes: 250 events from 120 s ago, 20 from 30 s ago.
     const now = Date.now();
     const seed = (ms: number, seq: number) =>
-      redis.xadd(keys.events, `${ms}-${seq}`, 'type', 'ttl.override_set', 'data', JSON.stringify({ cardKey: 'alpha', ttlSeconds: seq + 1 }));
+      redis.xadd(keys.eventStream(0), `${ms}-${seq}`, 'type', 'ttl.override_set', 'data', JSON.stringify({ cardKey: 'alpha', ttlSeconds: seq + 1 }));
     for (let i = 0; i < 250; i++) await seed(now - 120_000, i);
     for (let i = 0; i < 20; i++) await seed(now - 30_000, i);
 
     const newest = await store.applyOverrideEvent({ type: 'ttl.override_cleared', data: { cardKey: 'alpha' } });
-    const ids = ((await redis.xrange(keys.events, '-', '+')) as Array<[string, string[]]>).map(([id]) => id);
+    const ids = ((await redis.xrange(keys.eventStream(0), '-', '+')) as Array<[string, string[]]>).map(([id]) => id);
     const old = ids.filter((id) => id.startsWith(`${now - 120_000}-`));
     // Approximate trimming drops whole stream nodes: most of the old events go...
     expect(old.length).toBeLessThanOrEqual(150);

@@ -107,13 +107,13 @@ describe('SPEC 14 across two serve instances with near caches', () => {
     const body = cardsBody(['alpha', 'beta'], 'c_near');
     await postCards(a, body);
     await warmNear(b, body);
-    const from = await lastId(redis!, keys.events);
+    const from = await lastId(redis!, keys.eventStream(0));
     setVersion(2);
     const change = admin(a, 'POST', '/admin/invalidate', { body: { customerId: 'c_near', refresh: kind === 'refresh' } });
     let changedAt: number | null = null;
     const type = kind === 'refresh' ? 'card.refreshed' : 'card.invalidated';
     const poll = setInterval(() => {
-      void landedAt(redis!, keys.events, type, from).then((at) => (changedAt ??= at));
+      void landedAt(redis!, keys.eventStream(0), type, from).then((at) => (changedAt ??= at));
     }, 2);
     try {
       // Before: fresh v1 (TTL near 300). After an invalidation: served stale (TTL 3) until the
@@ -136,11 +136,11 @@ describe('SPEC 14 across two serve instances with near caches', () => {
     const listed = await admin(b, 'GET', '/admin/cards');
     expect(listed.body.cards.find((c: { key: string }) => c.key === 'alpha').overrideTtlSeconds).toBe(42);
     // A card loaded after it carries the override, and B serves that load, not its near copy.
-    const from = await lastId(redis!, keys.events);
+    const from = await lastId(redis!, keys.eventStream(0));
     setVersion(2);
     await admin(a, 'POST', '/admin/invalidate', { body: { customerId: 'c_near', refresh: true } });
     let landed: number | null = null;
-    const poll = setInterval(() => void landedAt(redis!, keys.events, 'card.refreshed', from).then((at) => (landed ??= at)), 2);
+    const poll = setInterval(() => void landedAt(redis!, keys.eventStream(0), 'card.refreshed', from).then((at) => (landed ??= at)), 2);
     try {
       const answers = await watchUntilSeen(b, body, () => landed, (x) => x.text === 'alpha v2');
       expect(answers.at(-1)!.ttl).toBeLessThanOrEqual(42);

@@ -152,9 +152,9 @@ describe('replay', () => {
     const cardKeys = Object.keys(before).filter((k) => k.includes(':card:'));
     expect(cardKeys).toHaveLength(5);
     expect(before[keys.ttlOverrides]).toEqual({ alpha: '45' });
-    expect(before[keys.customerIndex('email', 'c_1@example.com')]).toEqual(['w_test\nc_1']);
+    expect(before[keys.customerIndex(0, 'email', 'c_1@example.com')]).toEqual(['w_test\nc_1']);
     const kept = await untouchableKeys(proxy);
-    expect(kept).toContain(keys.events);
+    expect(kept).toContain(keys.eventStream(0));
 
     expect(await deleteAllDerivedKeys(redis, keys)).toBe(Object.keys(before).length);
     expect(await snapshotDerivedKeys(redis, keys)).toEqual({});
@@ -162,7 +162,7 @@ describe('replay', () => {
     const first = await replayCli(config);
     expect(first.code, first.stderr).toBe(0);
     expect(first.summary).toMatchObject({
-      eventsRead: await redis.xlen(keys.events),
+      eventsRead: await redis.xlen(keys.eventStream(0)),
       cardEvents: 7, // 4 loads, 1 failure, 2 invalidations
       overrideEvents: 3,
       skipped: 0,
@@ -200,10 +200,10 @@ describe('replay', () => {
     const { store } = proxy;
     const keys = store.keys;
     await store.applyCardEvents([refreshed(Date.now())]);
-    await redis.xadd(keys.events, '*', 'type', 'card.exploded', 'data', '{}');
-    await redis.xadd(keys.events, '*', 'type', 'card.refreshed', 'data', 'not json');
-    await redis.xadd(keys.events, '*', 'type', 'card.refreshed', 'data', JSON.stringify({ cardKey: 'alpha' }));
-    await redis.xadd(keys.events, '*', 'something', 'else');
+    await redis.xadd(keys.eventStream(0), '*', 'type', 'card.exploded', 'data', '{}');
+    await redis.xadd(keys.eventStream(0), '*', 'type', 'card.refreshed', 'data', 'not json');
+    await redis.xadd(keys.eventStream(0), '*', 'type', 'card.refreshed', 'data', JSON.stringify({ cardKey: 'alpha' }));
+    await redis.xadd(keys.eventStream(0), '*', 'something', 'else');
     await store.applyOverrideEvent({ type: 'ttl.override_set', data: { cardKey: 'alpha', ttlSeconds: 5 } });
     const before = await snapshotDerivedKeys(redis, keys);
     await deleteAllDerivedKeys(redis, keys);

@@ -174,7 +174,7 @@ describe('POST /webhooks/plain: warming', () => {
     expect([state?.customerEmail, state?.customerExternalId]).toEqual(['New@Example.com', 'ext-new']);
     expect(await proxy.store.findCustomers('email', 'new@example.com')).toEqual([{ workspaceId: 'w_test', customerId: 'c_5' }]);
     expect(await proxy.store.findCustomers('externalId', 'ext-new')).toEqual([{ workspaceId: 'w_test', customerId: 'c_5' }]);
-    const reasons = (await proxy.redis.xrange(proxy.store.keys.events, '-', '+')).map(([, f]) => JSON.parse(f[3]!) as { reason?: string });
+    const reasons = (await proxy.redis.xrange(proxy.store.keys.eventStream(0), '-', '+')).map(([, f]) => JSON.parse(f[3]!) as { reason?: string });
     expect(reasons.filter((d) => d.reason === 'webhook')).toHaveLength(2);
     // Served stale on the next load, and refreshed.
     expect((await cards(proxy, cardsBody(['alpha', 'beta'], 'c_5'))).body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([15, 15]);
