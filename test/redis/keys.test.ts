@@ -1,4 +1,4 @@
-import calculateSlot from 'cluster-key-slot';
+import { keySlot as calculateSlot } from '../helpers/key-slot.js';
 import { describe, expect, it } from 'vitest';
 import { fnv1a32, keyLayout } from '../../src/redis/keys.js';
 
