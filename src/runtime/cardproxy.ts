@@ -190,7 +190,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
     const notifier = new RefreshNotifier(subscriber, keys.eventStreams.map((_, shard) => keys.refreshChannel(shard)), log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
-    const direct = new DirectRefresher({ slots, metrics, log });
+    const direct = new DirectRefresher({ slots, metrics, clock, log });
     const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
     cards = {
       resolver,

@@ -257,7 +257,7 @@ export class CardResolver {
     const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
     const pending = new Map<string, Promise<DirectOutcome>>();
     for (const [group, items] of byGroup) {
-      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref), budget.signal)) pending.set(key, outcome);
+      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref), { signal: budget.signal, deadline })) pending.set(key, outcome);
     }
     const expired = new Promise<undefined>((resolve) => budget.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     try {

@@ -172,9 +172,7 @@ describe('Redis cut while serving', () => {
     expect(callsFor(legacy, 'slow_storm')).toBe(1);
   });
 
-  // Retried: about one CI run in four on Node 24, calls started after every request was answered
-  // (4 more, or one a few ms late). Tracked in issue 8 as a defect of the direct fallback, not hidden.
-  it('stops calling upstreams directly once nobody waits: calls end at the budget, queued ones never start, the concurrency holds', { retry: 2 }, async () => {
+  it('stops calling upstreams directly once nobody waits: calls end at the budget, queued ones never start, the concurrency holds', async () => {
     const legacy = await legacyApi();
     const tcp = await redisThroughProxy();
     const proxy = await startTestProxy(outageConfig(legacy.url, tcp));
@@ -185,15 +183,16 @@ describe('Redis cut while serving', () => {
     expect(answers.every((a) => a.status === 200 && textOf(a.body.cards[0]) === 'Loading…')).toBe(true);
     expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(BUDGET_MS + 1000); // twenty requests in one loaded test process
     const lastAnswer = Date.now();
-    // The calls that got a slot were cancelled with their requests (a slot freed early goes to a
-    // request still waiting); calls still queued at the end never start, none outlives its requests.
+    // The calls that got a slot were cancelled with their requests; a slot freed at one request's
+    // deadline goes to a request still waiting only if it has time left for an answer, so calls
+    // still queued at the end never start, and none outlives its requests.
     await eventually(() => legacy.inFlight === 0, 1000, 'the abandoned calls to be cancelled');
     const calls = () => legacy.calls.filter((c) => c.customerId?.startsWith('slow_gone_'));
     const started = calls().length;
     expect(started).toBeGreaterThanOrEqual(4);
     expect(started).toBeLessThan(20);
-    // A slot freed as one request gives up may go to a request with a few ms left, whose call then
-    // reaches the upstream a moment after that request was answered: allow that much, not more.
+    // A call started at least 100 ms before its request's deadline reaches the upstream long before
+    // it; 50 ms is only for a loaded machine.
     expect(calls().filter((c) => c.at > lastAnswer + 50)).toEqual([]);
     expect(legacy.maxInFlight).toBe(4);
     await new Promise((r) => setTimeout(r, SLOW_MS + 500));
