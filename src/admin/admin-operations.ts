@@ -3,7 +3,7 @@
  * commands: list cards with their TTL overrides, set and clear an override, invalidate a
  * customer's cards, query the event log. Inputs are already validated (admin-requests.ts).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import { queryEvents, type LoggedEvent } from '../redis/event-log.js';
 import type { InspectedCard } from '../core/card-inspection.js';
 import type { CustomerRef } from '../redis/card-store.js';
@@ -15,7 +15,7 @@ import { invalidateCards, type InvalidationDeps, type InvalidationResult } from 
 
 /** What the operations work with; the runtime and the CLI each build one. */
 export interface AdminDeps extends InvalidationDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
 }
 
 /** The operator's operations, shared by `routes/admin.ts` and `cli/admin-commands.ts`. */

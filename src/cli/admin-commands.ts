@@ -6,7 +6,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { resolveCardPolicies } from '../config/card-policy.js';
@@ -18,7 +17,7 @@ import { AdminOperations } from '../admin/admin-operations.js';
 import { EventQuerySchema, InvalidateRequestSchema, MAX_WARM_CUSTOMERS, TtlOverrideRequestSchema, WarmRequestSchema } from '../admin/admin-requests.js';
 import type { CardListing } from '../admin/card-listing.js';
 import { CardStore } from '../redis/card-store.js';
-import { createCliConnection } from '../redis/connections.js';
+import { createCliConnection, describeEndpoint, type RedisClient } from '../redis/connections.js';
 import type { LoggedEvent } from '../redis/event-log.js';
 import { keyLayout } from '../redis/keys.js';
 import { replayEventLog, type ReplaySummary } from '../redis/replay.js';
@@ -57,7 +56,7 @@ export interface CommandEnv {
 }
 
 interface Context {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly store: CardStore;
   readonly operations: AdminOperations;
   readonly scheduler: RefreshScheduler | undefined;
@@ -235,7 +234,7 @@ async function withContext(
   opts: { scheduler: boolean },
   run: (context: Context) => Promise<void>,
 ): Promise<number> {
-  const redis = createCliConnection(config.redis.url);
+  const redis = createCliConnection(config.redis);
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => (lastError = err));
   let scheduler: RefreshScheduler | undefined;
@@ -243,7 +242,7 @@ async function withContext(
     try {
       await redis.connect();
     } catch (err) {
-      env.err(`cardproxy: cannot reach Redis at ${redactUrl(config.redis.url)}: ${(lastError ?? (err as Error)).message}\n`);
+      env.err(`cardproxy: cannot reach Redis at ${describeEndpoint(config.redis)}: ${(lastError ?? (err as Error)).message}\n`);
       return 1;
     }
     const keys = keyLayout(config.redis.keyPrefix, config.events.shards);
@@ -294,10 +293,6 @@ function cliMessage(issues: readonly string[]): string {
 
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
 }
 
 const CARD_COLUMNS: Column<CardListing>[] = [

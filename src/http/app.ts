@@ -4,7 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TLSSocket, TlsOptions } from 'node:tls';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { ClientCertificateMode } from '../config/schema.js';
@@ -34,7 +34,7 @@ export interface AppDeps {
   readonly log: Logger;
   readonly clock: Clock;
   readonly metrics: Metrics;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Absent in a worker-only process, which answers no `/cards`. */
   readonly cards?: { readonly resolver: CardResolver; readonly signingSecrets: readonly string[] };
   /** `POST /webhooks/plain`; absent in a worker-only process. */

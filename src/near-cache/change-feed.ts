@@ -2,7 +2,7 @@
  * Keeps a near cache current by tailing the event log (SPEC 6 and 14). Every change of a card's
  * state is an event appended in the same atomic step as its projection, so reading the stream in
  * order tells this process about every change; the feed forgets the changed card (the next read
- * takes it from Redis). Replay changes projections without appending events: it bumps
+ * takes it from RedisClient). Replay changes projections without appending events: it bumps
  * `<prefix>:cache-epoch` when it is done, and the feed drops everything when that value moves.
  *
  * One connection of its own, polling `GET epoch` + `XREAD` (not blocking) from the last id read
@@ -16,7 +16,7 @@
  * the degraded direct path) until the feed is back. Then it restarts from the stream's current
  * end: nothing read before that point is kept, so no change made during the break can be missed.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import type { KeyLayout } from '../redis/keys.js';
 import type { NearCache } from './near-cache.js';
@@ -33,7 +33,7 @@ const RETRY_MS = 100;
 type XReadReply = Array<[stream: string, entries: Array<[id: string, fields: string[]]>]> | null;
 
 export class ChangeFeed {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
   readonly #near: NearCache;
   readonly #log: Logger;
@@ -43,7 +43,7 @@ export class ChangeFeed {
   #lastError = '';
   #loop: Promise<void> | undefined;
 
-  constructor(opts: { redis: Redis; keys: KeyLayout; near: NearCache; log: Logger }) {
+  constructor(opts: { redis: RedisClient; keys: KeyLayout; near: NearCache; log: Logger }) {
     this.#redis = opts.redis;
     this.#keys = opts.keys;
     this.#near = opts.near;

@@ -3,8 +3,7 @@
  * configuration (card keys, upstream names) or fixed enums, never from request data.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Redis } from 'ioredis';
-import { answersPing } from '../redis/connections.js';
+import { answersPing, type RedisClient } from '../redis/connections.js';
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
 import { REFRESH_TRIGGERS } from '../core/refresh-trigger.js';
 import type { FlushReason, NearCache } from '../near-cache/near-cache.js';
@@ -22,7 +21,7 @@ export function latencyBuckets(budgetMs: number): number[] {
   return [...new Set([...base, budgetMs / 1000])].sort((a, b) => a - b);
 }
 
-export type RedisConnectionsSource = () => ReadonlyArray<{ role: string; client: Redis }>;
+export type RedisConnectionsSource = () => ReadonlyArray<{ role: string; client: RedisClient }>;
 
 /** A scrape waits at most this long for the command connection's PING. */
 const REDIS_PING_TIMEOUT_MS = 500;
@@ -173,7 +172,7 @@ export class Metrics {
     });
     this.degradedAnswers = new Counter({
       name: 'cardproxy_degraded_answers_total',
-      help: '/cards requests answered in degraded mode: Redis was unreachable, upstreams were called directly.',
+      help: '/cards requests answered in degraded mode: RedisClient was unreachable, upstreams were called directly.',
       registers,
     });
     this.webhooks = new Counter({
@@ -217,7 +216,7 @@ export class Metrics {
     });
     new Counter({
       name: 'cardproxy_near_cache_lookups_total',
-      help: 'Card look-ups by the near cache: hit, miss (read from Redis), bypass (feed not current: read from Redis).',
+      help: 'Card look-ups by the near cache: hit, miss (read from RedisClient), bypass (feed not current: read from RedisClient).',
       labelNames: ['result'],
       registers,
       collect() {

@@ -15,7 +15,7 @@
  * Nothing here delays the job or a `/cards` answer: pushes run in the background, failures are
  * logged and counted (`cardproxy_plain_reloads_total{outcome}`), never thrown.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
@@ -112,7 +112,7 @@ export class PushReloads {
 /** The push-reload machinery of a worker process, from `plain.api`. */
 export function createPushReloads(
   api: PlainApiConfig,
-  deps: { redis: Redis; keys: KeyLayout; clock: Clock; metrics: Metrics; log: Logger },
+  deps: { redis: RedisClient; keys: KeyLayout; clock: Clock; metrics: Metrics; log: Logger },
 ): PushReloads {
   const client = new PlainApiClient({ url: api.url, apiKey: api.apiKey, maxRequestsPerMinute: api.maxRequestsPerMinute, clock: deps.clock });
   return new PushReloads({

@@ -2,7 +2,8 @@
  * The card cache in Redis: reads for `/cards` and the atomic "append event + update projection"
  * write that every state change goes through. No resolution policy lives here.
  */
-import type { ChainableCommander, Redis, Result } from 'ioredis';
+import type { ChainableCommander, Result } from 'ioredis';
+import type { RedisClient } from './connections.js';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
@@ -139,7 +140,7 @@ declare module 'ioredis' {
 }
 
 export class CardStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
   readonly #clock: Clock;
   readonly #retentionMs: number;
@@ -150,7 +151,7 @@ export class CardStore {
   #batch: Array<{ add: (pipeline: ChainableCommander) => void; resolve: (value: unknown) => void; reject: (err: unknown) => void }> = [];
 
   constructor(opts: {
-    redis: Redis;
+    redis: RedisClient;
     keys: KeyLayout;
     clock: Clock;
     retentionSeconds: number;
@@ -190,7 +191,7 @@ export class CardStore {
    * one: states come from it while its feed is trusted, and Redis is asked only for what it does
    * not hold; served markers are taken from what the near cache remembers, except with
    * `readMarkers` (a single-key request, which may be a manual reload: its marker is always read
-   * from Redis, since any process may have answered that card last). A warm multi-key request
+   * from RedisClient, since any process may have answered that card last). A warm multi-key request
    * thus needs no round trip at all.
    */
   async readForRequest(

@@ -1,9 +1,9 @@
 /**
  * Reading the event log (`<prefix>:events`, SPEC section 6) back: newest-first queries for
  * operators, and oldest-first pages for replay. Never loads the whole stream: both walk it in
- * bounded pages with exclusive ranges (`(id`, Redis 6.2).
+ * bounded pages with exclusive ranges (`(id`, RedisClient 6.2).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connections.js';
 import { CardEventSchema, type CardEvent, type CardEventType } from '../core/card-events.js';
 
 /** One stream entry as an operator sees it. `at` is the ISO time of the entry's stream id. */
@@ -75,7 +75,7 @@ function matches(event: LoggedEvent, filter: EventFilter): boolean {
  * stops at `limit` matches or after `maxScanned` entries, whichever comes first.
  */
 export async function queryEvents(
-  redis: Redis,
+  redis: RedisClient,
   streamKeys: readonly string[],
   filter: EventFilter,
   maxScanned = MAX_SCANNED_ENTRIES,
@@ -96,7 +96,7 @@ export function compareStreamIds(a: string, b: string): number {
   return aMs !== bMs ? (aMs < bMs ? -1 : 1) : aSeq === bSeq ? 0 : aSeq < bSeq ? -1 : 1;
 }
 
-async function queryStream(redis: Redis, streamKey: string, filter: EventFilter, maxScanned: number): Promise<LoggedEvent[]> {
+async function queryStream(redis: RedisClient, streamKey: string, filter: EventFilter, maxScanned: number): Promise<LoggedEvent[]> {
   const filtered = filter.customerId !== undefined || filter.cardKey !== undefined || filter.type !== undefined;
   const found: LoggedEvent[] = [];
   let end = '+';
@@ -128,7 +128,7 @@ export function decodeEntry([id, fields]: StreamEntry): DecodedEntry {
  * The entries after `afterId` ('' for the start of the stream), oldest first, one page of at most
  * `count` per iteration. Stops at the end of the stream as it is when each page is read.
  */
-export async function* readEventPages(redis: Redis, streamKey: string, count: number, afterId = ''): AsyncGenerator<DecodedEntry[]> {
+export async function* readEventPages(redis: RedisClient, streamKey: string, count: number, afterId = ''): AsyncGenerator<DecodedEntry[]> {
   let start = afterId === '' ? '-' : `(${afterId}`;
   for (;;) {
     const page = (await redis.xrange(streamKey, start, '+', 'COUNT', count)) as StreamEntry[];

@@ -13,7 +13,7 @@
  *   card they miss meanwhile is refreshed as usual, and events they append during the run are
  *   read and applied too (applying an event twice changes nothing).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connections.js';
 import type { Logger } from 'pino';
 import { isCardStateEvent, type CardStateEvent } from '../core/card-events.js';
 import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/ttl-overrides.js';
@@ -42,7 +42,7 @@ export interface ReplaySummary {
 
 /** What replay works with: the store must use the current config's retention per card key. */
 export interface ReplayDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly store: CardStore;
   readonly keys: KeyLayout;
   readonly log?: Logger;
@@ -127,7 +127,7 @@ async function rebuild(deps: ReplayDeps): Promise<ReplaySummary> {
  * Deletes every key matching `keys.derivedPatterns` (SCAN, then UNLINK in batches), except `keep`.
  * @returns how many keys were deleted
  */
-export async function deleteDerivedKeys(redis: Redis, keys: KeyLayout, opts: { keep?: readonly string[] } = {}): Promise<number> {
+export async function deleteDerivedKeys(redis: RedisClient, keys: KeyLayout, opts: { keep?: readonly string[] } = {}): Promise<number> {
   const keep = new Set(opts.keep ?? []);
   let deleted = 0;
   for (const pattern of keys.derivedPatterns) {

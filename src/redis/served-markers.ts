@@ -12,7 +12,8 @@
  *   not taken for a manual reload and is answered from the cache. The claim also makes the push
  *   exactly-once across processes: two workers landing the same card cannot both claim a context.
  */
-import type { ChainableCommander, Redis, Result } from 'ioredis';
+import type { ChainableCommander, Result } from 'ioredis';
+import type { RedisClient } from './connections.js';
 import type { CardRef } from '../core/card-ref.js';
 import { encodeServedMarker, type ServedMarker } from '../core/served-marker.js';
 import type { KeyLayout } from './keys.js';
@@ -127,10 +128,10 @@ declare module 'ioredis' {
 
 /** The claim side, for the process that lands cards. */
 export class ServedMarkers {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
 
-  constructor(redis: Redis, keys: KeyLayout) {
+  constructor(redis: RedisClient, keys: KeyLayout) {
     this.#redis = redis;
     this.#keys = keys;
     if (typeof (redis as { cardproxyClaimAwaitingReload?: unknown }).cardproxyClaimAwaitingReload !== 'function') {

@@ -4,7 +4,7 @@
  * missed. If a message is lost (a reconnect), the request still re-reads the cache at its
  * deadline, so the worst case is a placeholder, never a hang.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import type { RefreshNotice } from '../redis/card-store.js';
 
@@ -12,14 +12,14 @@ export type Outcome = 'refreshed' | 'failed';
 type Resolve = (outcome: Outcome) => void;
 
 export class RefreshNotifier {
-  readonly #subscriber: Redis;
+  readonly #subscriber: RedisClient;
   readonly #channels: ReadonlySet<string>;
   readonly #log: Logger;
   /** Waiters per card; entries leave as soon as they are resolved or abandoned. */
   readonly #waiters = new Map<string, Set<Resolve>>();
 
   /** @param channels one sharded channel per event shard (`KeyLayout.refreshChannel`) */
-  constructor(subscriber: Redis, channels: readonly string[], log: Logger) {
+  constructor(subscriber: RedisClient, channels: readonly string[], log: Logger) {
     this.#subscriber = subscriber;
     this.#channels = new Set(channels);
     this.#log = log;

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { CardRef } from '../core/card-ref.js';
 import { jobPriority, type RefreshTrigger, type RefreshUrgency } from '../core/refresh-trigger.js';
 import type { KeyLayout } from '../redis/keys.js';
@@ -65,7 +66,7 @@ export function queueOptionsFor(keys: KeyLayout, group: UpstreamGroup) {
 }
 
 export class RefreshScheduler {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
   readonly #queues = new Map<string, Queue>();
   #groups: readonly UpstreamGroup[];
@@ -77,7 +78,7 @@ export class RefreshScheduler {
   #closed = false;
 
   constructor(opts: {
-    redis: Redis;
+    redis: RedisClient;
     keys: KeyLayout;
     groups: readonly UpstreamGroup[];
     metrics?: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'>;

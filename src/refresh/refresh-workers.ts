@@ -3,10 +3,9 @@
  * with the group's concurrency (BullMQ's global concurrency caps it across all workers).
  */
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyLayout } from '../redis/keys.js';
-import { createBlockingConnection } from '../redis/connections.js';
+import { createBlockingConnection, type RedisClient, type RedisEndpoint } from '../redis/connections.js';
 import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { createRefreshProcessor, type ProcessorDeps } from './refresh-processor.js';
 import { recordAbandonedJob } from './abandoned-jobs.js';
@@ -24,12 +23,12 @@ const CLOSE_MARGIN_MS = 5000;
 
 interface GroupWorker {
   readonly worker: Worker;
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly group: UpstreamGroup;
 }
 
 export interface RefreshWorkersOptions {
-  readonly redisUrl: string;
+  readonly redis: RedisEndpoint;
   readonly keys: KeyLayout;
   readonly groups: readonly UpstreamGroup[];
   readonly tuning: WorkerTuning;
@@ -53,8 +52,8 @@ export class RefreshWorkers {
   }
 
   #create(group: UpstreamGroup): GroupWorker {
-    const { redisUrl, keys, tuning, deps, log } = this.#opts;
-    const connection = createBlockingConnection(redisUrl, log, `worker:${group.name}`);
+    const { redis, keys, tuning, deps, log } = this.#opts;
+    const connection = createBlockingConnection(redis, log, `worker:${group.name}`);
     const worker = new Worker(REFRESH_QUEUE_NAME, createRefreshProcessor(deps, group), {
       connection,
       ...queueOptionsFor(keys, group),
@@ -85,7 +84,7 @@ export class RefreshWorkers {
   }
 
   /** The workers' Redis connections, by role (`worker:<upstream>`), for the redis-up gauge. */
-  connections(): Array<{ role: string; client: Redis }> {
+  connections(): Array<{ role: string; client: RedisClient }> {
     return this.#workers.map(({ group, connection }) => ({ role: `worker:${group.name}`, client: connection }));
   }
 

@@ -5,14 +5,13 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, configWarnings } from '../config/load.js';
 import { LiveConfig, RESTART_ONLY_FIELDS } from '../config/live-config.js';
 import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
-import { createBlockingConnection, createCommandConnection, createJobConnection, waitUntilReady } from '../redis/connections.js';
+import { createBlockingConnection, createCommandConnection, createJobConnection, describeEndpoint, waitUntilReady, type RedisClient } from '../redis/connections.js';
 import { Metrics } from '../observability/metrics.js';
 import { createLogger } from '../observability/logger.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
@@ -52,7 +51,7 @@ export interface Cardproxy {
   readonly app: FastifyInstance;
   readonly store: CardStore;
   readonly metrics: Metrics;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** `http://host:port` (`https://` with `listen.tls`) once listening, else null. */
   readonly url: string | null;
   /** The ops port's `http://host:port` when `listen.opsPort` is set and listening, else null. */
@@ -103,14 +102,14 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   // so early that a busy event loop passes for a dead Redis.
   const commandTimeoutMs = Math.min(1000, Math.max(100, Math.floor(config.budgetMs / 4)));
   const redisLog = log.child({ component: 'redis' });
-  const redis = createCommandConnection(config.redis.url, redisLog, commandTimeoutMs);
+  const redis = createCommandConnection(config.redis, redisLog, commandTimeoutMs);
   // A serving process keeps the cards it reads in memory, current through the event feed.
   const nearCache =
     serves && config.nearCache.maxBytes > 0
       ? new NearCache({ maxBytes: config.nearCache.maxBytes, maxLagMs: NEAR_CACHE_MAX_LAG_MS, onFlush: (reason) => metrics.recordNearCacheFlush(reason) })
       : undefined;
   if (nearCache) metrics.setNearCache(nearCache);
-  const storeFor = (connection: Redis) =>
+  const storeFor = (connection: RedisClient) =>
     new CardStore({
       redis: connection,
       keys,
@@ -132,7 +131,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   ]);
   metrics.initUpstreamSeries(groups.groups.map((g) => g.name));
   const redisReady = await waitUntilReady(redis, STARTUP_REDIS_WAIT_MS);
-  if (!redisReady) log.warn({ url: redactUrl(config.redis.url) }, 'Redis does not answer: serving in degraded mode until it does');
+  if (!redisReady) log.warn({ redis: describeEndpoint(config.redis) }, 'Redis does not answer: serving in degraded mode until it does');
   const checkRedisSettings = () =>
     redisSettingsWarnings(redis).then(
       (warnings) => warnings.forEach(({ fields, msg }) => log.warn({ component: 'redis', ...fields }, msg)),
@@ -144,7 +143,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   // One set of upstream slots for the workers and the Redis-down fall-back of this process.
   const slots = new UpstreamSlots({ maxWaiting: DIRECT_MAX_WAITING });
   let workers: RefreshWorkers | undefined;
-  let jobRedis: Redis | undefined;
+  let jobRedis: RedisClient | undefined;
   let concurrencyTimer: NodeJS.Timeout | undefined;
   let pushReloads: LivePushReloads | undefined;
   if (works) {
@@ -159,14 +158,14 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     redis.on('ready', () => void applyConcurrency());
     concurrencyTimer = setInterval(() => void applyConcurrency(), config.worker.concurrencyCheckIntervalMs);
     concurrencyTimer.unref();
-    jobRedis = createJobConnection(config.redis.url, redisLog);
+    jobRedis = createJobConnection(config.redis, redisLog);
     // Reloads are pushed to Plain by the worker that lands a card (src/plain/push-reloads.ts says why).
     const pushDeps = { redis: jobRedis, keys, clock, metrics, log: log.child({ component: 'plain-api' }) };
     const pushes = new LivePushReloads(config.plain.api, (api) => createPushReloads(api, pushDeps));
     live.onChange((snapshot) => pushes.update(snapshot.config.plain.api));
     pushReloads = pushes;
     workers = new RefreshWorkers({
-      redisUrl: config.redis.url,
+      redis: config.redis,
       keys,
       groups: groups.groups,
       tuning: config.worker,
@@ -178,16 +177,16 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let feed: ChangeFeed | undefined;
   if (nearCache) {
-    const feedRedis = createBlockingConnection(config.redis.url, redisLog, 'near-cache-feed');
+    const feedRedis = createBlockingConnection(config.redis, redisLog, 'near-cache-feed');
     feed = new ChangeFeed({ redis: feedRedis, keys, near: nearCache, log: log.child({ component: 'near-cache' }) });
     feed.start();
   }
 
-  let subscriber: Redis | undefined;
+  let subscriber: RedisClient | undefined;
   let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
   let webhooks: Omit<WebhookRouteOptions, 'clock' | 'metrics'> | undefined;
   if (serves) {
-    subscriber = createBlockingConnection(config.redis.url, log.child({ component: 'redis' }), 'subscriber');
+    subscriber = createBlockingConnection(config.redis, log.child({ component: 'redis' }), 'subscriber');
     const notifier = new RefreshNotifier(subscriber, keys.eventStreams.map((_, shard) => keys.refreshChannel(shard)), log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ slots, metrics, clock, log });
@@ -306,8 +305,4 @@ function listeningUrl(app: FastifyInstance, scheme: 'http' | 'https'): string | 
   if (!address || typeof address !== 'object') return null;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `${scheme}://${host}:${address.port}`;
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
 }

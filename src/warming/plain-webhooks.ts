@@ -3,7 +3,7 @@
  * (Plain delivers at least once), then, after the answer, warms the thread's customer or
  * invalidates an updated customer's cards. The route (http/routes/webhooks.ts) runs the checks.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import type { WebhookAction } from '../core/plain-webhook.js';
 import { invalidateCards, type InvalidationDeps } from '../admin/invalidation.js';
@@ -15,7 +15,7 @@ import { warmCustomer, type WarmingDeps } from './warm-customer.js';
 const DELIVERY_ID_TTL_SECONDS = 24 * 3600;
 
 export interface PlainWebhookDeps extends WarmingDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: KeyLayout;
   readonly log: Logger;
 }

@@ -2,12 +2,11 @@
  * Liveness, readiness and metrics: answered by every process, server or worker.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Metrics } from '../../observability/metrics.js';
-import { answersPing } from '../../redis/connections.js';
+import { answersPing, type RedisClient } from '../../redis/connections.js';
 
 export interface HealthRouteOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly metrics: Metrics;
 }
 
