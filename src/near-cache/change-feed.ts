@@ -2,11 +2,12 @@
  * Keeps a near cache current by tailing the event log (SPEC 6 and 14). Every change of a card's
  * state is an event appended in the same atomic step as its projection, so reading the stream in
  * order tells this process about every change; the feed forgets the changed card (the next read
- * takes it from RedisClient). Replay changes projections without appending events: it bumps
+ * takes it from Redis). Replay changes projections without appending events: it bumps
  * `<prefix>:cache-epoch` when it is done, and the feed drops everything when that value moves.
  *
  * One connection of its own, polling `GET epoch` + `XREAD` (not blocking) from the last id read
- * every `POLL_MS` (about 100 cheap commands a second per process); each reply that is not truncated by COUNT confirms "every change made before
+ * every `POLL_MS` (about 100 cheap commands a second per process; on a Redis Cluster, where one
+ * XREAD cannot span slots, one XREAD per shard stream, sent together); each reply that is not truncated by COUNT confirms "every change made before
  * this command was sent is applied", which is what the near cache's lag check reads. (A blocking
  * XREAD would deliver events sooner, but its time-out is only as precise as Redis' `hz` timer,
  * 100 ms by default, so it cannot serve as the heartbeat that bound needs.)
@@ -16,7 +17,7 @@
  * the degraded direct path) until the feed is back. Then it restarts from the stream's current
  * end: nothing read before that point is kept, so no change made during the break can be missed.
  */
-import type { RedisClient } from '../redis/connections.js';
+import { isCluster, type RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import type { KeyLayout } from '../redis/keys.js';
 import type { NearCache } from './near-cache.js';
@@ -86,10 +87,7 @@ export class ChangeFeed {
         });
         if (lastId === null) {
           // (Re)start at the streams' current ends: everything cached from now on is read after them.
-          const pipeline = this.#redis.pipeline().get(this.#keys.cacheEpoch);
-          for (const stream of streams) pipeline.xrevrange(stream, '+', '-', 'COUNT', 1);
-          const reply = await Promise.race([pipeline.exec(), stalled]);
-          const [epochReply, ...newest] = results(reply, 1 + streams.length);
+          const [epochReply, ...newest] = await Promise.race([this.#readEnds(streams), stalled]);
           if (connection !== this.#connection) continue;
           epoch = epochReply as string | null;
           lastId = newest.map((entries) => (entries as Array<[string, string[]]>)[0]?.[0] ?? '0-0');
@@ -98,15 +96,7 @@ export class ChangeFeed {
           this.#recovered();
           continue;
         }
-        const reply = await Promise.race([
-          this.#redis
-            .pipeline()
-            .get(this.#keys.cacheEpoch)
-            .xread('COUNT', COUNT, 'STREAMS', ...streams, ...lastId)
-            .exec(),
-          stalled,
-        ]);
-        const [epochReply, read] = results(reply, 2);
+        const [epochReply, read] = await Promise.race([this.#readAfter(streams, lastId), stalled]);
         if (connection !== this.#connection) {
           lastId = null;
           continue;
@@ -116,7 +106,7 @@ export class ChangeFeed {
           this.#near.flush('replay');
         }
         let more = false;
-        for (const [stream, entries] of (read as XReadReply) ?? []) {
+        for (const [stream, entries] of read) {
           const shard = streams.indexOf(stream);
           for (const [id, fields] of entries) {
             lastId[shard] = id;
@@ -139,6 +129,33 @@ export class ChangeFeed {
         clearTimeout(stall);
       }
     }
+  }
+
+  /** The cache epoch, then each stream's newest entry (XREVRANGE COUNT 1 replies). */
+  async #readEnds(streams: readonly string[]): Promise<unknown[]> {
+    if (isCluster(this.#redis)) {
+      const redis = this.#redis;
+      return Promise.all([redis.get(this.#keys.cacheEpoch), ...streams.map((stream) => redis.xrevrange(stream, '+', '-', 'COUNT', 1))]);
+    }
+    const pipeline = this.#redis.pipeline().get(this.#keys.cacheEpoch);
+    for (const stream of streams) pipeline.xrevrange(stream, '+', '-', 'COUNT', 1);
+    return results(await pipeline.exec(), 1 + streams.length);
+  }
+
+  /** The cache epoch, and the entries of every stream after its last id read (at most COUNT each). */
+  async #readAfter(streams: readonly string[], lastId: readonly string[]): Promise<[epoch: unknown, read: NonNullable<XReadReply>]> {
+    if (isCluster(this.#redis)) {
+      // No multi-slot XREAD in a cluster; the connection pipelines these per node by itself.
+      const redis = this.#redis;
+      const [epoch, ...reads] = await Promise.all([
+        redis.get(this.#keys.cacheEpoch),
+        ...streams.map((stream, i) => redis.xread('COUNT', COUNT, 'STREAMS', stream, lastId[i]!) as Promise<XReadReply>),
+      ]);
+      return [epoch, reads.flatMap((read) => (read as XReadReply) ?? [])];
+    }
+    const reply = await this.#redis.pipeline().get(this.#keys.cacheEpoch).xread('COUNT', COUNT, 'STREAMS', ...streams, ...lastId).exec();
+    const [epoch, read] = results(reply, 2);
+    return [epoch, (read as XReadReply) ?? []];
   }
 
   /** The projection key of the card an entry changed, or null (TTL overrides change no card). */

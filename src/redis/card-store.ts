@@ -191,7 +191,7 @@ export class CardStore {
    * one: states come from it while its feed is trusted, and Redis is asked only for what it does
    * not hold; served markers are taken from what the near cache remembers, except with
    * `readMarkers` (a single-key request, which may be a manual reload: its marker is always read
-   * from RedisClient, since any process may have answered that card last). A warm multi-key request
+   * from Redis, since any process may have answered that card last). A warm multi-key request
    * thus needs no round trip at all.
    */
   async readForRequest(

@@ -121,6 +121,22 @@ export function createBlockingConnection(endpoint: RedisEndpoint, log: Logger, r
   return attachLogging(connect(endpoint, options, cluster), log, role);
 }
 
+/**
+ * The refresh-outcome subscriber (SSUBSCRIBE). On a cluster it keeps one subscriber connection
+ * per master, each subscribed to the channels of that master's slots, re-subscribed when slots move.
+ */
+export function createSubscriberConnection(endpoint: RedisEndpoint, log: Logger): RedisClient {
+  return createBlockingConnection(endpoint, log, 'subscriber', { shardedSubscribers: true });
+}
+
+/**
+ * The near cache's event feed. On a cluster it reads one stream per command (no multi-slot
+ * XREAD there); commands sent together go out as one pipeline per node.
+ */
+export function createFeedConnection(endpoint: RedisEndpoint, log: Logger): RedisClient {
+  return createBlockingConnection(endpoint, log, 'near-cache-feed', { enableAutoPipelining: true });
+}
+
 /** Resolves once the client is ready, or after `timeoutMs` (a server starts without Redis). */
 export async function waitUntilReady(client: RedisClient, timeoutMs: number): Promise<boolean> {
   if (client.status === 'ready') return true;

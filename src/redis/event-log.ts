@@ -1,7 +1,7 @@
 /**
  * Reading the event log (`<prefix>:events`, SPEC section 6) back: newest-first queries for
  * operators, and oldest-first pages for replay. Never loads the whole stream: both walk it in
- * bounded pages with exclusive ranges (`(id`, RedisClient 6.2).
+ * bounded pages with exclusive ranges (`(id`, Redis 6.2).
  */
 import type { RedisClient } from './connections.js';
 import { CardEventSchema, type CardEvent, type CardEventType } from '../core/card-events.js';

@@ -11,7 +11,7 @@ import { ConfigError, configWarnings } from '../config/load.js';
 import { LiveConfig, RESTART_ONLY_FIELDS } from '../config/live-config.js';
 import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
-import { createBlockingConnection, createCommandConnection, createJobConnection, describeEndpoint, waitUntilReady, type RedisClient } from '../redis/connections.js';
+import { createCommandConnection, createFeedConnection, createSubscriberConnection, createJobConnection, describeEndpoint, waitUntilReady, type RedisClient } from '../redis/connections.js';
 import { Metrics } from '../observability/metrics.js';
 import { createLogger } from '../observability/logger.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
@@ -177,7 +177,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let feed: ChangeFeed | undefined;
   if (nearCache) {
-    const feedRedis = createBlockingConnection(config.redis, redisLog, 'near-cache-feed');
+    const feedRedis = createFeedConnection(config.redis, redisLog);
     feed = new ChangeFeed({ redis: feedRedis, keys, near: nearCache, log: log.child({ component: 'near-cache' }) });
     feed.start();
   }
@@ -186,7 +186,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
   let webhooks: Omit<WebhookRouteOptions, 'clock' | 'metrics'> | undefined;
   if (serves) {
-    subscriber = createBlockingConnection(config.redis, log.child({ component: 'redis' }), 'subscriber');
+    subscriber = createSubscriberConnection(config.redis, redisLog);
     const notifier = new RefreshNotifier(subscriber, keys.eventStreams.map((_, shard) => keys.refreshChannel(shard)), log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ slots, metrics, clock, log });
