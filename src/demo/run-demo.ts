@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startLegacyApi, type LegacyApi } from './legacy-api.js';
 import { redisServerInstalled, startPrivateRedis, type PrivateRedis } from './private-redis.js';
+import { deleteMatching } from '../redis/scan-keys.js';
 
 const ADMIN_TOKEN = 'demo-admin-token';
 const DEMO_KEY_PREFIX = 'cardproxy-demo';
@@ -35,12 +36,7 @@ async function clearPrefix(redisUrl: string, prefix: string): Promise<number> {
   let deleted = 0;
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.unlink(...keys);
-    } while (cursor !== '0');
+    deleted = await deleteMatching(redis, `${prefix}:*`);
   } finally {
     redis.disconnect();
   }

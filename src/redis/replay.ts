@@ -20,6 +20,7 @@ import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/tt
 import type { CardStore } from './card-store.js';
 import { readEventPages } from './event-log.js';
 import type { KeyLayout } from './keys.js';
+import { deleteMatching } from './scan-keys.js';
 
 /** What a replay did, printed by `cardproxy replay`. */
 export interface ReplaySummary {
@@ -124,20 +125,13 @@ async function rebuild(deps: ReplayDeps): Promise<ReplaySummary> {
 }
 
 /**
- * Deletes every key matching `keys.derivedPatterns` (SCAN, then UNLINK in batches), except `keep`.
+ * Deletes every key matching `keys.derivedPatterns` (SCAN on every master, then UNLINK in
+ * batches), except `keep`.
  * @returns how many keys were deleted
  */
 export async function deleteDerivedKeys(redis: RedisClient, keys: KeyLayout, opts: { keep?: readonly string[] } = {}): Promise<number> {
   const keep = new Set(opts.keep ?? []);
   let deleted = 0;
-  for (const pattern of keys.derivedPatterns) {
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      const doomed = found.filter((key) => !keep.has(key));
-      if (doomed.length > 0) deleted += await redis.unlink(...doomed);
-    } while (cursor !== '0');
-  }
+  for (const pattern of keys.derivedPatterns) deleted += await deleteMatching(redis, pattern, keep);
   return deleted;
 }

@@ -6,15 +6,44 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { inject } from 'vitest';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startCardproxy, type Cardproxy, type CardproxyOptions, type Role } from '../../src/runtime/cardproxy.js';
 import type { Clock } from '../../src/core/clock.js';
+import type { RedisClient } from '../../src/redis/connections.js';
+import { deleteMatching } from '../../src/redis/scan-keys.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 
 export const redisUrl = (): string => inject('redisUrl');
+
+/**
+ * Where a test's cardproxy keeps its state: the suite's single Redis, or its 3-master Redis
+ * Cluster (SPEC 13). Tests that hold in both are parameterised by `redisModes()`.
+ */
+export type RedisMode = 'single' | 'cluster';
+
+/** `single`, and `cluster` when the suite has a cluster (always under CI, see global-setup.ts). */
+export function redisModes(): RedisMode[] {
+  return inject('redisClusterNodes').length > 0 ? ['single', 'cluster'] : ['single'];
+}
+
+/** The `redis` section of a test config in `mode`. */
+export function redisSection(mode: RedisMode, keyPrefix: string): { url: string; clusterNodes: string[]; keyPrefix: string } {
+  return { url: redisUrl(), clusterNodes: mode === 'cluster' ? [...inject('redisClusterNodes')] : [], keyPrefix };
+}
+
+/** A client of the tests' own (for assertions and clean-up) on the Redis of `mode`; ready when it resolves. */
+export async function testRedisClient(mode: RedisMode): Promise<RedisClient> {
+  if (mode === 'single') return new Redis(redisUrl());
+  const cluster = new Cluster([...inject('redisClusterNodes')]);
+  await new Promise<void>((resolve, reject) => {
+    cluster.once('ready', () => resolve());
+    cluster.once('error', reject);
+  });
+  return cluster;
+}
 
 /** A clock that moves only when told to. */
 export class ManualClock implements Clock {
@@ -53,11 +82,14 @@ export class LogSink extends Writable {
 
 type DeepPartialConfig = Record<string, unknown>;
 
-/** A valid config for tests: a unique key prefix, short worker locks, one upstream `legacy`. */
-export function testConfig(upstreamUrl: string, overrides: DeepPartialConfig = {}): Config {
+/**
+ * A valid config for tests: a unique key prefix, short worker locks, one upstream `legacy`, on
+ * the Redis of `mode`.
+ */
+export function testConfig(upstreamUrl: string, overrides: DeepPartialConfig = {}, mode: RedisMode = 'single'): Config {
   const raw = {
     listen: { host: '127.0.0.1', port: 0 },
-    redis: { url: redisUrl(), keyPrefix: `test-${randomUUID().slice(0, 8)}` },
+    redis: redisSection(mode, `test-${randomUUID().slice(0, 8)}`),
     budgetMs: 1000,
     upstreams: { legacy: { url: upstreamUrl, timeoutMs: 5000, concurrency: 4, retryDelayMs: 200 } },
     cards: { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy' } },
@@ -73,7 +105,8 @@ export interface TestProxy extends Cardproxy {
 }
 
 const started: TestProxy[] = [];
-const prefixes = new Set<string>();
+/** Key prefixes to delete after a test, by Redis mode. */
+const prefixes = new Map<string, RedisMode>();
 const upstreams: FakeUpstream[] = [];
 
 /** Starts a fake upstream that `cleanupProxies` closes. */
@@ -90,7 +123,7 @@ export async function startTestProxy(config: Config, role: Role = 'start', opts:
   const proxy = await startCardproxy(config, role, { listen: false, log, ...opts });
   const test = Object.assign(proxy, { logs, config });
   started.push(test);
-  prefixes.add(config.redis.keyPrefix);
+  prefixes.set(config.redis.keyPrefix, config.redis.clusterNodes.length > 0 ? 'cluster' : 'single');
   return test;
 }
 
@@ -99,23 +132,19 @@ export async function cleanupProxies(): Promise<void> {
   const proxies = started.splice(0);
   await Promise.all(proxies.map((p) => p.close().catch(() => {})));
   await Promise.all(upstreams.splice(0).map((u) => u.close()));
-  if (prefixes.size === 0) return;
-  const redis = new Redis(redisUrl());
-  try {
-    for (const prefix of prefixes) await deleteByPrefix(redis, prefix);
-  } finally {
-    prefixes.clear();
-    redis.disconnect();
+  for (const mode of new Set(prefixes.values())) {
+    const redis = await testRedisClient(mode);
+    try {
+      for (const [prefix, of] of prefixes) if (of === mode) await deleteByPrefix(redis, prefix);
+    } finally {
+      redis.disconnect();
+    }
   }
+  prefixes.clear();
 }
 
-export async function deleteByPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+export async function deleteByPrefix(redis: RedisClient, prefix: string): Promise<void> {
+  await deleteMatching(redis, `${prefix}:*`);
 }
 
 /** A Plain-shaped request body. */
