@@ -3,7 +3,7 @@
  * write that every state change goes through. No resolution policy lives here.
  */
 import type { ChainableCommander, Result } from 'ioredis';
-import type { RedisClient } from './connections.js';
+import { isCluster, type RedisClient } from './connections.js';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
@@ -139,6 +139,13 @@ declare module 'ioredis' {
   }
 }
 
+/** A warm-path command waiting for its event-loop turn's pipeline. */
+interface BatchedCommand {
+  add: (pipeline: ChainableCommander) => void;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 export class CardStore {
   readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
@@ -148,7 +155,7 @@ export class CardStore {
   readonly #onAppended: (type: CardEventType) => void;
   readonly #near: NearCache | undefined;
   /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
-  #batch: Array<{ add: (pipeline: ChainableCommander) => void; resolve: (value: unknown) => void; reject: (err: unknown) => void }> = [];
+  #batch: BatchedCommand[] = [];
 
   constructor(opts: {
     redis: RedisClient;
@@ -321,6 +328,13 @@ export class CardStore {
   #flush(): void {
     const batch = this.#batch;
     this.#batch = [];
+    // A cluster pipeline must stay on one node: there each request's commands (one customer, one
+    // slot) go as a pipeline of their own.
+    if (isCluster(this.#redis)) for (const entry of batch) this.#send([entry]);
+    else this.#send(batch);
+  }
+
+  #send(batch: readonly BatchedCommand[]): void {
     let exec: Promise<Array<[Error | null, unknown]> | null>;
     try {
       const pipeline = this.#redis.pipeline();
