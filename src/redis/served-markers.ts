@@ -12,11 +12,12 @@
  *   not taken for a manual reload and is answered from the cache. The claim also makes the push
  *   exactly-once across processes: two workers landing the same card cannot both claim a context.
  */
-import type { ChainableCommander, Result } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from './connections.js';
 import type { CardRef } from '../core/card-ref.js';
 import { encodeServedMarker, type ServedMarker } from '../core/served-marker.js';
 import type { KeyLayout } from './keys.js';
+import { CardCommands, markServed } from './card-commands.js';
 
 /** One answered card: its marker key (`keys.served`), the context it was answered in, and what it was. */
 export interface ServedEntry {
@@ -50,93 +51,34 @@ function contextThreadOf(member: string): string | null | undefined {
 }
 
 /**
- * Sets the markers of one answer and adds the placeholder/error contexts to their cards'
- * awaiting-reload sets, which live as long as their longest marker.
- */
-const MARK_SERVED_LUA = `
--- KEYS[1..n]: served markers (n = ARGV[1]); KEYS[n+1..]: awaiting-reload sets.
--- ARGV[2..n+1]: marker values; ARGV[n+2..2n+1]: their PX; then per set: member, PX.
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[1 + i], 'PX', ARGV[1 + n + i])
-end
-local base = 1 + 2 * n
-for j = n + 1, #KEYS do
-  local at = base + 2 * (j - n - 1)
-  local px = tonumber(ARGV[at + 2])
-  redis.call('SADD', KEYS[j], ARGV[at + 1])
-  if redis.call('PTTL', KEYS[j]) < px then redis.call('PEXPIRE', KEYS[j], px) end
-end
-return n
-`;
-
-/**
- * Claims the contexts of a landed card whose marker still says placeholder or error and has not
- * expired: deletes those markers and returns their members. Every member looked at leaves the
- * set (a marker since overwritten by a data answer, or expired, needs nothing).
- */
-const CLAIM_AWAITING_RELOAD_LUA = `
--- KEYS[1]: a card's awaiting-reload set; KEYS[2..]: the served markers of the members ARGV[2..].
--- ARGV[1]: now (ms). A marker value is '<until>' (data) or '<until>:placeholder|error'.
-local claimed = {}
-local now = tonumber(ARGV[1])
-for i = 2, #KEYS do
-  redis.call('SREM', KEYS[1], ARGV[i])
-  local value = redis.call('GET', KEYS[i])
-  if value then
-    local untilMs = string.match(value, '^(%d+):%a+$')
-    if untilMs and tonumber(untilMs) > now then
-      redis.call('DEL', KEYS[i])
-      claimed[#claimed + 1] = ARGV[i]
-    end
-  end
-end
-return claimed
-`;
-
-/**
  * Queues the write of one answer's markers on `pipeline` (all keys share the customer's hash tag).
  * One command for all of them: a pipeline of SETs costs a Pipeline object and more bytes on every
  * warm request.
  */
 export function markServedCommand(pipeline: ChainableCommander, keys: KeyLayout, entries: readonly ServedEntry[], now: number): void {
-  const n = entries.length;
-  const keyArgs: string[] = new Array<string>(n);
-  const values: string[] = new Array<string>(2 * n + 1);
-  values[0] = String(n);
-  const sets: string[] = [];
-  const setArgs: string[] = [];
-  for (let i = 0; i < n; i++) {
+  const markers = new Array<{ key: string; value: string; px: number }>(entries.length);
+  const sets: Array<{ key: string; member: string; px: number }> = [];
+  for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
-    const px = String(Math.max(1, entry.marker.until - now));
-    keyArgs[i] = entry.key;
-    values[1 + i] = encodeServedMarker(entry.marker);
-    values[1 + n + i] = px;
+    const px = Math.max(1, entry.marker.until - now);
+    markers[i] = { key: entry.key, value: encodeServedMarker(entry.marker), px };
     if (entry.marker.kind !== 'data') {
-      sets.push(keys.awaitingReload(entry.workspaceId, entry.customerId, entry.cardKey));
-      setArgs.push(servedContextMember(entry.contextThreadId), px);
+      sets.push({ key: keys.awaitingReload(entry.workspaceId, entry.customerId, entry.cardKey), member: servedContextMember(entry.contextThreadId), px });
     }
   }
-  pipeline.eval(MARK_SERVED_LUA, n + sets.length, ...keyArgs, ...sets, ...values, ...setArgs);
-}
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    cardproxyClaimAwaitingReload(numKeys: number, ...args: string[]): Result<string[], Context>;
-  }
+  markServed(pipeline, markers, sets);
 }
 
 /** The claim side, for the process that lands cards. */
 export class ServedMarkers {
   readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
+  readonly #commands: CardCommands;
 
   constructor(redis: RedisClient, keys: KeyLayout) {
     this.#redis = redis;
     this.#keys = keys;
-    if (typeof (redis as { cardproxyClaimAwaitingReload?: unknown }).cardproxyClaimAwaitingReload !== 'function') {
-      redis.defineCommand('cardproxyClaimAwaitingReload', { lua: CLAIM_AWAITING_RELOAD_LUA });
-    }
+    this.#commands = new CardCommands(redis);
   }
 
   /**
@@ -159,8 +101,8 @@ export class ServedMarkers {
         return thread !== undefined && (ref.threadId === null || thread === ref.threadId);
       });
       if (contexts.length === 0) return [];
-      const markerKeys = contexts.map((m) => this.#keys.served(ref.workspaceId, ref.customerId, contextThreadOf(m)!, ref.cardKey));
-      const claimed = await this.#redis.cardproxyClaimAwaitingReload(1 + contexts.length, setKeys[i]!, ...markerKeys, String(now), ...contexts);
+      const markers = contexts.map((member) => ({ key: this.#keys.served(ref.workspaceId, ref.customerId, contextThreadOf(member)!, ref.cardKey), member }));
+      const claimed = await this.#commands.claimAwaitingReload(setKeys[i]!, markers, now);
       return claimed.map((member): ClaimedContext => ({ ref, contextThreadId: contextThreadOf(member) ?? null }));
     });
     return (await Promise.all(claims)).flat();

@@ -9,7 +9,8 @@
  */
 import type { CardRef } from '../core/card-ref.js';
 import { failedEvent } from './card-loads.js';
-import { jobCardRefs, loadContext, noticeFor, type ProcessorDeps } from './refresh-processor.js';
+import { jobCardRefs, loadContext, type ProcessorDeps } from './refresh-processor.js';
+import { refreshNotice } from './single-flight.js';
 import { RefreshJobDataSchema } from './refresh-job.js';
 
 /**
@@ -29,6 +30,6 @@ export async function recordAbandonedJob(deps: ProcessorDeps, jobId: string, raw
   const events = known.map((ref) =>
     failedEvent(ref, { kind: 'retriable', detail: `refresh job ended without an outcome: ${reason}`, status: null }, ctx),
   );
-  await deps.store.applyCardEvents(events, { release: owned.map((ref) => ({ ref, owner: jobId })), notice: noticeFor(events, []) });
+  await deps.store.recordRefreshOutcome(events, { owner: jobId, refs: owned }, refreshNotice(events));
   return owned;
 }

@@ -6,9 +6,9 @@
  */
 import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
-import type { RefreshNotice } from '../redis/card-store.js';
+import { parseRefreshNotice, type RefreshOutcome } from './single-flight.js';
 
-export type Outcome = 'refreshed' | 'failed';
+export type Outcome = RefreshOutcome;
 type Resolve = (outcome: Outcome) => void;
 
 export class RefreshNotifier {
@@ -69,14 +69,12 @@ export class RefreshNotifier {
   }
 
   #dispatch(message: string) {
-    let notice: RefreshNotice;
-    try {
-      notice = JSON.parse(message) as RefreshNotice;
-    } catch (err) {
-      this.#log.warn({ err }, 'ignored an unreadable refresh notice');
+    const notice = parseRefreshNotice(message);
+    if (notice === undefined) {
+      this.#log.warn({ bytes: message.length }, 'ignored an unreadable refresh notice');
       return;
     }
-    for (const [cardId, outcome] of notice.outcomes ?? []) {
+    for (const [cardId, outcome] of notice.outcomes) {
       const set = this.#waiters.get(cardId);
       if (!set) continue;
       this.#waiters.delete(cardId);

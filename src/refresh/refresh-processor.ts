@@ -6,11 +6,11 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import { cardRefId, type CardRef } from '../core/card-ref.js';
-import type { CardStateEvent } from '../core/card-events.js';
+import type { CardRef } from '../core/card-ref.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
-import type { CardStore, RefreshNotice } from '../redis/card-store.js';
+import type { CardStore } from '../redis/card-store.js';
+import { refreshNotice } from './single-flight.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PushReloads } from '../plain/push-reloads.js';
 import { callUpstream } from '../upstream/upstream-client.js';
@@ -42,13 +42,13 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     const all = jobCardRefs(data);
     // Cards whose config disappeared (a redeploy) are dropped; their markers still go back.
     const refs = all.filter((ref) => policies.get(ref.cardKey)?.upstream !== undefined);
-    const release = all.map((ref) => ({ ref, owner }));
+    const release = { owner, refs: all };
 
     // A card loaded since this job was queued (by a job whose markers had lapsed) needs no call.
     const toLoad = data.force ? refs : await skipFreshlyLoaded(store, refs, data.requestedAt);
     const alreadyDone = refs.filter((ref) => !toLoad.includes(ref));
     if (toLoad.length === 0) {
-      await store.applyCardEvents([], { release, notice: notice(alreadyDone, 'refreshed') });
+      await store.recordRefreshOutcome([], release, refreshNotice([], alreadyDone));
       log.info({ jobId: job.id, trigger: data.trigger, keys: refs.map((r) => r.cardKey), customerId: data.customer.id, durationMs: 0, outcome: 'skipped' }, 'refresh job');
       return;
     }
@@ -77,7 +77,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
 
     const events = eventsForResult(toLoad, result, await loadContext(deps, data));
     // The store counts the appended events (cardproxy_events_appended_total).
-    await store.applyCardEvents(events, { release, notice: noticeFor(events, alreadyDone) });
+    await store.recordRefreshOutcome(events, release, refreshNotice(events, alreadyDone));
     // The cards are in the cache now: only from here may Plain be asked to reload them.
     deps.pushReloads?.cardsLanded(events.flatMap((e) => (e.type === 'card.refreshed' ? [refOf(e.data)] : [])));
 
@@ -127,16 +127,3 @@ async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], requestedAt:
 function refOf({ workspaceId, customerId, threadId, cardKey }: CardRef): CardRef {
   return { workspaceId, customerId, threadId, cardKey };
 }
-
-function notice(refs: readonly CardRef[], outcome: 'refreshed' | 'failed'): RefreshNotice {
-  return { outcomes: refs.map((ref) => [cardRefId(ref), outcome] as const) };
-}
-
-export function noticeFor(events: readonly CardStateEvent[], alreadyDone: readonly CardRef[]): RefreshNotice {
-  const outcomes = events.map(
-    (e) => [cardRefId(e.data), e.type === 'card.refreshed' ? 'refreshed' : 'failed'] as [string, 'refreshed' | 'failed'],
-  );
-  return { outcomes: [...outcomes, ...notice(alreadyDone, 'refreshed').outcomes] };
-}
-
-export type { RefreshJobData };

@@ -5,15 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
-import type { Result } from 'ioredis';
 import type { RedisClient } from '../redis/connections.js';
 import type { CardRef } from '../core/card-ref.js';
 import { jobPriority, type RefreshTrigger, type RefreshUrgency } from '../core/refresh-trigger.js';
 import type { KeyLayout } from '../redis/keys.js';
-import { CLAIM_REFRESH_LUA, RECLAIM_REFRESH_LUA } from '../redis/lua-scripts.js';
 import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
 import type { Metrics, QueueState } from '../observability/metrics.js';
+import { SingleFlight } from './single-flight.js';
 
 /** What a refresh needs to know about the request that asked for it. */
 export interface RefreshContext {
@@ -48,13 +47,6 @@ const QUEUE_WAIT_ALLOWANCE_MS = 10 * 60_000;
 /** A marker is set a moment before its job is added to the queue: until then it is trusted. */
 const JOB_ADD_GRACE_MS = 5000;
 
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    cardproxyClaimRefresh(numKeys: number, ...args: string[]): Result<string[], Context>;
-    cardproxyReclaimRefresh(numKeys: number, ...args: string[]): Result<string[], Context>;
-  }
-}
-
 /** How long a claim holds: the whole life of a job, queued and retried. */
 export function claimTtlMs(group: UpstreamGroup): number {
   return QUEUE_WAIT_ALLOWANCE_MS + (group.retries + 1) * (group.timeoutMs + group.retryDelayMs);
@@ -68,6 +60,7 @@ export function queueOptionsFor(keys: KeyLayout, group: UpstreamGroup) {
 export class RefreshScheduler {
   readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
+  readonly #singleFlight: SingleFlight;
   readonly #queues = new Map<string, Queue>();
   #groups: readonly UpstreamGroup[];
   readonly #metrics: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'> | undefined;
@@ -90,10 +83,7 @@ export class RefreshScheduler {
     this.#groups = opts.groups;
     this.#metrics = opts.metrics;
     this.#maxQueuedWarming = opts.maxQueuedWarming ?? Infinity;
-    if (typeof (this.#redis as { cardproxyClaimRefresh?: unknown }).cardproxyClaimRefresh !== 'function') {
-      this.#redis.defineCommand('cardproxyClaimRefresh', { lua: CLAIM_REFRESH_LUA });
-      this.#redis.defineCommand('cardproxyReclaimRefresh', { lua: RECLAIM_REFRESH_LUA });
-    }
+    this.#singleFlight = new SingleFlight(opts.redis, opts.keys);
     for (const group of opts.groups) this.#queues.set(group.name, this.#openQueue(group));
   }
 
@@ -188,14 +178,13 @@ export class RefreshScheduler {
   async #claimAndAdd(context: RefreshContext, group: UpstreamGroup, queue: Queue, refs: CardRef[], opts: ScheduleOptions): Promise<CardRef[]> {
     const jobId = randomUUID();
     const priority = jobPriority(opts.urgency);
-    const markers = refs.map((ref) => this.#keys.inflight(ref));
-    const ttl = String(claimTtlMs(group));
-    const owners = await this.#redis.cardproxyClaimRefresh(markers.length, ...markers, jobId, ttl);
+    const ttl = claimTtlMs(group);
+    const owners = await this.#singleFlight.claim(refs, jobId, ttl);
     // Only a check: when it fails (a slow moment), the running jobs are joined as before.
-    const dead = await this.#deadOwners(group, markers, owners).catch(() => []);
+    const dead = await this.#deadOwners(group, refs, owners).catch(() => []);
     if (dead.length > 0) {
       // Joining a job that has ended would wait for an outcome that never comes: take its cards over.
-      const reclaimed = await this.#redis.cardproxyReclaimRefresh(dead.length, ...dead.map((i) => markers[i]!), jobId, ttl, ...dead.map((i) => owners[i]!));
+      const reclaimed = await this.#singleFlight.reclaim(dead.map((i) => ({ ref: refs[i]!, deadOwner: owners[i]! })), jobId, ttl);
       dead.forEach((i, n) => (owners[i] = reclaimed[n]!));
     }
     const claimed = refs.filter((_, i) => owners[i] === '');
@@ -216,7 +205,7 @@ export class RefreshScheduler {
       await queue.add(REFRESH_JOB_NAME, data, { jobId, priority });
     } catch (err) {
       // Give the claims back so the next request can try again instead of waiting them out.
-      await this.#release(claimed, jobId).catch(() => {});
+      await this.#singleFlight.release(claimed, jobId).catch(() => {});
       throw err;
     }
     this.#metrics?.refreshesEnqueued.inc({ upstream: group.name, trigger: opts.trigger }, claimed.length);
@@ -253,7 +242,7 @@ export class RefreshScheduler {
     await Promise.all(
       targets.map(async ({ ref, group }) => {
         const queue = this.#queues.get(group.name);
-        const jobId = queue ? await this.#redis.get(this.#keys.inflight(ref)) : null;
+        const jobId = queue ? (await this.#singleFlight.owners([ref]))[0] : null;
         if (!queue || !jobId) return;
         if (Number(await this.#redis.hget(queue.toKey(jobId), 'priority')) !== waiting) return;
         const job = await Job.fromId(queue, jobId);
@@ -301,28 +290,18 @@ export class RefreshScheduler {
    * or completed without releasing them). A marker younger than {@link JOB_ADD_GRACE_MS} is
    * trusted: its job may not be on the queue yet.
    */
-  async #deadOwners(group: UpstreamGroup, markers: readonly string[], owners: readonly string[]): Promise<number[]> {
+  async #deadOwners(group: UpstreamGroup, refs: readonly CardRef[], owners: readonly string[]): Promise<number[]> {
     const joined = owners.flatMap((owner, i) => (owner === '' ? [] : [i]));
     if (joined.length === 0) return [];
     const queue = this.#queues.get(group.name)!;
     const distinct = [...new Set(joined.map((i) => owners[i]!))];
     const [jobs, ttls] = await Promise.all([
       Promise.all(distinct.map((owner) => this.#redis.hmget(queue.toKey(owner), 'timestamp', 'finishedOn'))),
-      Promise.all(joined.map((i) => this.#redis.pttl(markers[i]!))),
+      this.#singleFlight.remainingMs(joined.map((i) => refs[i]!)),
     ]);
     const ended = new Set(distinct.filter((_, n) => jobs[n]![0] === null || jobs[n]![1] !== null));
     const claimTtl = claimTtlMs(group);
     return joined.filter((i, n) => ended.has(owners[i]!) && claimTtl - ttls[n]! > JOB_ADD_GRACE_MS);
-  }
-
-  async #release(refs: CardRef[], owner: string) {
-    const pipeline = this.#redis.pipeline();
-    for (const ref of refs) {
-      const key = this.#keys.inflight(ref);
-      // Only a marker we still own: it may have lapsed and been claimed by another job meanwhile.
-      pipeline.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, key, owner);
-    }
-    await pipeline.exec();
   }
 
   /** Applies each group's concurrency as BullMQ global concurrency (across all workers). */

@@ -2,6 +2,7 @@
  * The event log of SPEC section 6 against real Redis: every event type with its fields, the
  * atomicity of "append event + update projection", and retention trimming of the stream.
  */
+import { encodeProjection } from '../../src/redis/card-codec.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { evolve, type CardState } from '../../src/core/card-state.js';
@@ -145,7 +146,7 @@ describe('atomicity: event and projection are written together', () => {
     await redis.set(keys.eventStream(0), 'not a stream'); // XADD now fails inside the script
 
     await expect(store.applyCardEvents([refreshedEvent('alpha', Date.now(), 'v1')])).rejects.toThrow(/WRONGTYPE/);
-    expect(await redis.exists(keys.card(ref), keys.customerCards('w_test', 'c_1'), keys.customerIndex(0, 'id', 'c_1'))).toBe(0);
+    expect(await redis.exists(keys.card(ref), keys.components(ref), keys.customerCards('w_test', 'c_1'), keys.customerIndex(0, 'id', 'c_1'))).toBe(0);
     await expect(store.applyOverrideEvent({ type: 'ttl.override_set', data: { cardKey: 'alpha', ttlSeconds: 9 } })).rejects.toThrow(/WRONGTYPE/);
     expect(await redis.exists(keys.ttlOverrides)).toBe(0);
 
@@ -189,8 +190,9 @@ describe('atomicity: event and projection are written together', () => {
       const folded = events
         .filter((e) => e.data.cardKey === cardKey)
         .reduce<CardState | undefined>((state, e) => evolve(state, { type: e.type, data: e.data } as CardStateEvent), undefined);
-      const stored = await redis.get(keys.card({ workspaceId: 'w_test', customerId: 'c_1', threadId: null, cardKey }));
-      expect(stored).toBe(JSON.stringify(folded));
+      const ref = { workspaceId: 'w_test', customerId: 'c_1', threadId: null, cardKey };
+      expect(await redis.get(keys.card(ref))).toBe(encodeProjection(folded!));
+      expect(await redis.get(keys.components(ref))).toBe(JSON.stringify(folded!.data!.components));
     }
   });
 });

@@ -157,9 +157,9 @@ describe('SPEC 14 across two serve instances with near caches', () => {
     await postCards(a, body);
     await eventually(async () => (await redis!.exists(keys.card({ workspaceId: 'w_test', customerId: 'c_near', threadId: null, cardKey: 'alpha' }))) === 1);
     // The projection drifts from the log without an event (a hand edit); B reads and keeps it.
-    const cardKey = keys.card({ workspaceId: 'w_test', customerId: 'c_near', threadId: null, cardKey: 'alpha' });
-    const good = (await redis!.get(cardKey))!;
-    await redis!.set(cardKey, good.replace('alpha v1', 'alpha drifted'), 'KEEPTTL');
+    const componentsKey = keys.components({ workspaceId: 'w_test', customerId: 'c_near', threadId: null, cardKey: 'alpha' });
+    const good = (await redis!.get(componentsKey))!;
+    await redis!.set(componentsKey, good.replace('alpha v1', 'alpha drifted'), 'KEEPTTL');
     await eventually(async () => textOf((await postCards(b, body)).body.cards[0]) === 'alpha drifted', 5000, 'B to read the drifted copy');
     await warmNear(b, body);
 

@@ -3,6 +3,7 @@
  * cards byte for byte, the customer index and the TTL overrides, idempotently and in batches, so
  * that requests are answered from the cache again without upstream calls. Also while servers write.
  */
+import { encodeProjection } from '../../src/redis/card-codec.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -304,7 +305,11 @@ describe('replay', () => {
       const key = keys.card(e.data);
       folded.set(key, evolveKept(folded.get(key), { type: e.type, data: e.data } as CardStateEvent, proxy.config.defaults));
     }
-    for (const [key, state] of folded) expect(await redis.get(key), key).toBe(JSON.stringify(state));
+    for (const [key, state] of folded) {
+      const ref = keys.parseCard(key)!;
+      expect(await redis.get(key), key).toBe(state ? encodeProjection(state) : null);
+      expect(await redis.get(keys.components(ref)), key).toBe(state?.data ? JSON.stringify(state.data.components) : null);
+    }
     const lastOverride = events.filter((e) => e.type === 'ttl.override_set').at(-1);
     await eventually(async () => (await redis.hget(keys.ttlOverrides, 'alpha')) === String(lastOverride?.data.ttlSeconds), 2000, 'overrides');
   });

@@ -139,8 +139,9 @@ it('reads only the served marker of a warm single-key request (it may be a manua
   );
   // One MGET of the marker alone (the state came from the near cache; with the feed lagging for
   // a moment, of the state too), then the marker written.
-  expect(seen[0]).toMatch(new RegExp(`^mget (${config.redis.keyPrefix}:\\{[^}]*\\}:card:alpha )?${config.redis.keyPrefix}:\\{[^}]*\\}:served:t_single:alpha$`, 'i'));
+  const key = (kind: string, rest: string) => `${config.redis.keyPrefix}:\\{[^}]*\\}:${kind}:w_test:c_1:${rest}`;
+  expect(seen[0]).toMatch(new RegExp(`^mget (${key('card', 'alpha')} ${key('components', 'alpha')} )?${key('served', 't_single:alpha')}$`, 'i'));
   // (MONITOR also shows the SET the script runs.)
-  expect(seen.slice(1).every((c) => /^(eval|evalsha|set) /i.test(c) && c.includes(':served:t_single:alpha'))).toBe(true);
+  expect(seen.slice(1).every((c) => /^(eval|evalsha|set) /i.test(c) && c.includes(":served:w_test:c_1:t_single:alpha"))).toBe(true);
   expect(legacy.calls).toHaveLength(1);
 });

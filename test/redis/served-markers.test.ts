@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { keyLayout, type KeyLayout } from '../../src/redis/keys.js';
+import { defineCommands } from '../../src/redis/commands/index.js';
 import { markServedCommand, ServedMarkers, type ServedEntry } from '../../src/redis/served-markers.js';
 import type { ServedKind } from '../../src/core/served-marker.js';
 import type { CardRef } from '../../src/core/card-ref.js';
@@ -17,6 +18,7 @@ const NOW = 1_800_000_000_000;
 
 beforeAll(() => {
   redis = new Redis(redisUrl());
+  defineCommands(redis);
 });
 afterAll(() => redis.disconnect());
 afterEach(async () => deleteByPrefix(redis, keys.prefix));

@@ -1,15 +1,21 @@
 /**
- * The warm path serves cached components as the JSON text they were stored as: decoding a stored
- * state for serving and writing the `/cards` answer must give exactly the bytes that parsing the
- * state and `JSON.stringify({ cards })` give, for any components, and fall back to the full
- * decoder for anything laid out differently.
+ * The warm path serves cached components as the bytes they were stored as (their own key, beside
+ * the projection): decoding a stored card for serving and writing the `/cards` answer must give
+ * exactly the bytes that parsing the state and `JSON.stringify({ cards })` give, for any components.
  */
 import { describe, expect, it } from 'vitest';
 import type { CardState } from '../../src/core/card-state.js';
 import { ComponentsJson } from '../../src/core/components-json.js';
-import { decodeCardState, decodeCardStateForServing } from '../../src/redis/card-store.js';
+import { decodeCardState, decodeForServing, encodeComponents, encodeProjection } from '../../src/redis/card-codec.js';
 import { serializeCardsAnswer } from '../../src/http/routes/cards.js';
 import type { PlainCard } from '../../src/service/card-resolver.js';
+
+/** A state as the store writes it: projection and components. */
+function stored(state: CardState): { projection: string; components: string | null } {
+  return { projection: encodeProjection(state), components: state.data === null ? null : encodeComponents(state.data.components) };
+}
+
+const buf = (text: string | null) => (text === null ? null : Buffer.from(text, 'utf8'));
 
 const TRICKY_TEXTS = [
   'plain',
@@ -41,37 +47,38 @@ const componentSets: unknown[][] = [
   [{ componentContainer: { containerContent: [{ componentDivider: { dividerSpacingSize: 'S' } }, { componentSpacer: { spacerSize: 'XS' } }] } }],
 ];
 
-describe('decodeCardStateForServing', () => {
-  it.each(componentSets.map((c, i) => [i, c] as const))('keeps components set %i as the stored JSON text, byte for byte', (_i, components) => {
-    const raw = JSON.stringify(stateWith(components));
-    const full = decodeCardState(raw)!;
-    const served = decodeCardStateForServing(raw)!;
+describe('decodeForServing', () => {
+  it.each(componentSets.map((c, i) => [i, c] as const))('keeps components set %i as the stored bytes, byte for byte', (_i, components) => {
+    const { projection, components: json } = stored(stateWith(components));
+    const full = decodeCardState(projection, json)!;
+    const served = decodeForServing(buf(projection), buf(json))!;
     const kept = served.data!.components;
     expect(kept).toBeInstanceOf(ComponentsJson);
-    expect((kept as ComponentsJson).text).toBe(JSON.stringify(full.data!.components));
-    expect(JSON.stringify(served)).toBe(raw);
+    expect((kept as ComponentsJson).bytes.equals(Buffer.from(JSON.stringify(full.data!.components), 'utf8'))).toBe(true);
+    expect(full).toEqual(stateWith(JSON.parse(JSON.stringify(components)) as unknown[]));
     expect({ ...served, data: { ...served.data!, components: full.data!.components } }).toEqual(full);
   });
 
-  it('takes the full decoder for null components, no data, other layouts and broken values', () => {
+  it('decodes null components and no data like the full decoder; a projection with data but no components is absent', () => {
     for (const state of [stateWith(null), { ...stateWith([]), data: null }]) {
-      const raw = JSON.stringify(state);
-      expect(decodeCardStateForServing(raw)).toEqual(decodeCardState(raw));
+      const { projection, components } = stored(state);
+      expect(decodeForServing(buf(projection), buf(components))).toEqual(decodeCardState(projection, components));
+      expect(decodeCardState(projection, components)).toEqual(state);
     }
-    const { failure, ...rest } = stateWith([{ componentText: { text: 'x' } }]);
-    const reordered = JSON.stringify({ failure, ...rest });
-    const fallback = decodeCardStateForServing(reordered);
-    expect(fallback).toEqual(decodeCardState(reordered));
-    expect(fallback!.data!.components).not.toBeInstanceOf(ComponentsJson);
-    for (const broken of [null, '', 'not json', '{"data":{"components":[', '{"data":{"components":["x"]', '{"data":{"components":[]}']) {
-      expect(decodeCardStateForServing(broken)).toBeUndefined();
+    const { projection } = stored(stateWith([{ componentText: { text: 'x' } }]));
+    expect(decodeForServing(buf(projection), null)).toBeUndefined();
+    expect(decodeCardState(projection, null)).toBeUndefined();
+    for (const broken of [null, '', 'not json', '{"data":{"ttlSeconds":1}']) {
+      expect(decodeForServing(buf(broken), buf('[]'))).toBeUndefined();
+      expect(decodeCardState(broken, '[]')).toBeUndefined();
     }
+    expect(decodeCardState(projection, '{"not":"an array"}')).toBeUndefined();
   });
 
-  it('treats a state whose envelope fails the check as absent, as the full decoder does', () => {
-    const raw = JSON.stringify({ ...stateWith([{ componentText: { text: 'x' } }]), invalidatedAt: 'yesterday' });
-    expect(decodeCardState(raw)).toBeUndefined();
-    expect(decodeCardStateForServing(raw)).toBeUndefined();
+  it('treats a projection whose envelope fails the check as absent, as the full decoder does', () => {
+    const projection = JSON.stringify({ ...JSON.parse(stored(stateWith([])).projection), invalidatedAt: 'yesterday' });
+    expect(decodeCardState(projection, '[]')).toBeUndefined();
+    expect(decodeForServing(buf(projection), buf('[]'))).toBeUndefined();
   });
 });
 
@@ -88,8 +95,8 @@ describe('serializeCardsAnswer', () => {
   });
 
   it.each(componentSets.map((c, i) => [i, c] as const))('writes components set %i kept as stored JSON text byte for byte', (_i, components) => {
-    const raw = JSON.stringify(stateWith(components));
-    const text = (decodeCardStateForServing(raw)!.data!.components as ComponentsJson).text;
+    const { projection, components: json } = stored(stateWith(components));
+    const text = (decodeForServing(buf(projection), buf(json))!.data!.components as ComponentsJson).text;
     const asText: PlainCard[] = [
       { key: 'a', timeToLiveSeconds: 15, components: null },
       { key: 'b', timeToLiveSeconds: 300, components: new ComponentsJson(text) },

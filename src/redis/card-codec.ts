@@ -1,0 +1,89 @@
+/**
+ * How a card state is stored: its projection (everything but the components, small JSON) under
+ * `keys.card`, and its components (the JSON array as the upstream gave it, most of the bytes)
+ * under `keys.components`, written together by one command with one expiry. The warm path reads
+ * both in one `MGET` and hands the components' bytes to the answer untouched; nothing parses them.
+ */
+import { z } from 'zod';
+import type { CardComponent } from '../core/components.js';
+import { ComponentsJson } from '../core/components-json.js';
+import type { CardState, ServedCardState } from '../core/card-state.js';
+import { TtlSourceSchema } from '../core/effective-ttl.js';
+
+/**
+ * Shape check for projections read back from Redis (the envelope only: components were validated
+ * when they were loaded from the upstream). A projection that fails it counts as absent.
+ */
+const StoredProjection = z.object({
+  data: z
+    .object({
+      ttlSeconds: z.number(),
+      fetchedAt: z.number(),
+      upstream: z.string(),
+      ttlSource: TtlSourceSchema.optional(),
+    })
+    .nullable(),
+  failure: z
+    .object({ kind: z.enum(['retriable', 'integration']), at: z.number(), detail: z.string(), status: z.number().nullable() })
+    .nullable(),
+  invalidatedAt: z.number().nullable(),
+  customerEmail: z.string().nullable(),
+  customerExternalId: z.string().nullable(),
+});
+
+/** A state as its projection key holds it: no components. */
+export type CardProjection = z.infer<typeof StoredProjection>;
+
+/** The projection's JSON. Writers also compare it with what Redis holds (compare-and-set). */
+export function encodeProjection(state: ServedCardState | CardProjection): string {
+  const { data, ...rest } = state;
+  if (data === null) return JSON.stringify({ data: null, ...rest });
+  const { ttlSeconds, fetchedAt, upstream, ttlSource } = data;
+  return JSON.stringify({ data: { ttlSeconds, fetchedAt, upstream, ...(ttlSource === undefined ? {} : { ttlSource }) }, ...rest });
+}
+
+/** The components' JSON as stored (and served): what `JSON.stringify` writes. */
+export function encodeComponents(components: readonly CardComponent[] | null): string {
+  return JSON.stringify(components);
+}
+
+/** Decodes a projection; anything unreadable is treated as "nothing cached". */
+export function decodeProjection(raw: string | Buffer | null): CardProjection | undefined {
+  if (raw === null) return undefined;
+  try {
+    const parsed = StoredProjection.safeParse(JSON.parse(raw.toString()));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A whole card state (components parsed), for the worker, invalidation, the admin API. */
+export function decodeCardState(projection: string | null, components: string | null): CardState | undefined {
+  const state = decodeProjection(projection);
+  if (state === undefined || state.data === null) return state === undefined ? undefined : { ...state, data: null };
+  // A projection with data always has its components (one write, one expiry); else: absent.
+  if (components === null) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(components);
+  } catch {
+    return undefined;
+  }
+  if (parsed !== null && !Array.isArray(parsed)) return undefined;
+  return { ...state, data: { ...state.data, components: parsed as CardComponent[] | null } };
+}
+
+const NULL_JSON = Buffer.from('null');
+
+/**
+ * The warm path's decoder: like {@link decodeCardState}, but the components stay the bytes that
+ * were stored (a {@link ComponentsJson}), which the `/cards` route copies into the answer.
+ */
+export function decodeForServing(projection: Buffer | null, components: Buffer | null): ServedCardState | undefined {
+  const state = decodeProjection(projection);
+  if (state === undefined || state.data === null) return state === undefined ? undefined : { ...state, data: null };
+  if (components === null || components.length === 0) return undefined;
+  const json = components.equals(NULL_JSON) ? null : ComponentsJson.fromBytes(components);
+  return { ...state, data: { ...state.data, components: json } };
+}
