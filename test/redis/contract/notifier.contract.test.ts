@@ -19,7 +19,7 @@ describe.each(redisTargets())('refresh notices on $name', (target) => {
   async function startNotifier() {
     const sink = new LogSink();
     const channels = ctx.keys.eventStreams.map((_, shard) => ctx.keys.refreshChannel(shard));
-    const notifier = new RefreshNotifier(ctx.client(), channels, createLogger({ destination: sink }));
+    const notifier = new RefreshNotifier(ctx.subscriber(), channels, createLogger({ destination: sink }));
     await notifier.start();
     return { notifier, sink };
   }
