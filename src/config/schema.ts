@@ -166,6 +166,14 @@ const WarmingSchema = z.strictObject({
 /** Event-log shards when none are configured: spread over a cluster's masters, one stream otherwise. */
 export const DEFAULT_CLUSTER_EVENT_SHARDS = 16;
 
+const RefreshSchema = z.strictObject({
+  /**
+   * Refresh jobs waiting (queued, not running) per upstream past which the oldest of the lowest
+   * priority are dropped, their markers released and their waiting requests told (and counted).
+   */
+  maxQueued: int(1, 10_000_000).default(10_000),
+});
+
 const EventsSchema = z.strictObject({
   retentionSeconds: int(60).default(604_800),
   /**
@@ -364,6 +372,7 @@ export const ConfigSchema = z
     events: EventsSchema.prefault({}),
     worker: WorkerSchema.prefault({}),
     warming: WarmingSchema.prefault({}),
+    refresh: RefreshSchema.prefault({}),
     nearCache: NearCacheSchema.prefault({}),
     upstreams: z.record(z.string(), UpstreamSchema),
     cards: z.record(z.string(), CardSchema),

@@ -12,6 +12,9 @@ export type UpstreamOutcome = 'ok' | 'retriable_error' | 'integration_error';
 /** How a push reload to Plain (SPEC 11) turned out. */
 export type PlainReloadOutcome = 'ok' | 'error' | 'rate_limited' | 'skipped';
 export const PLAIN_RELOAD_OUTCOMES: readonly PlainReloadOutcome[] = ['ok', 'error', 'rate_limited', 'skipped'];
+/** Why a queued refresh was dropped (the `reason` of `cardproxy_refresh_dropped_total`). */
+export const REFRESH_DROP_REASONS = ['queue_full', 'removed'] as const;
+export type RefreshDropReason = (typeof REFRESH_DROP_REASONS)[number];
 export type QueueState = 'waiting' | 'active' | 'delayed' | 'failed';
 export type QueueDepthSource = () => Promise<Array<{ upstream: string; state: QueueState; count: number }>>;
 
@@ -44,6 +47,7 @@ export class Metrics {
   readonly #budgetMs: number;
   readonly refreshesEnqueued: Counter<'upstream' | 'trigger'>;
   readonly warmingDropped: Counter<'upstream'>;
+  readonly refreshDropped: Counter<'upstream' | 'reason'>;
   readonly webhooks: Counter<'type' | 'outcome'>;
   readonly nearCacheFlushes: Counter<'reason'>;
   readonly redisUp: Gauge<'role'>;
@@ -158,6 +162,12 @@ export class Metrics {
       labelNames: ['upstream'],
       registers,
     });
+    this.refreshDropped = new Counter({
+      name: 'cardproxy_refresh_dropped_total',
+      help: 'Card refreshes taken off a queue before they ran: queue_full (past refresh.maxQueued, the oldest of the lowest priority first) or removed (the job vanished from the queue, e.g. removed or obliterated by an operator, found by a request waiting for it).',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
     this.redisUp = new Gauge({
       name: 'cardproxy_redis_up',
       help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0.",
@@ -259,6 +269,7 @@ export class Metrics {
     for (const upstream of upstreams) {
       for (const trigger of REFRESH_TRIGGERS) this.refreshesEnqueued.inc({ upstream, trigger }, 0);
       this.warmingDropped.inc({ upstream }, 0);
+      for (const reason of REFRESH_DROP_REASONS) this.refreshDropped.inc({ upstream, reason }, 0);
     }
   }
 

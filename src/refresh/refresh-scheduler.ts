@@ -13,6 +13,7 @@ import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
 import type { Metrics, QueueState } from '../observability/metrics.js';
 import { SingleFlight } from './single-flight.js';
+import type { QueueBound } from './queue-bound.js';
 
 /** What a refresh needs to know about the request that asked for it. */
 export interface RefreshContext {
@@ -45,7 +46,7 @@ const WARMING_COUNT_MAX_AGE_MS = 500;
 const QUEUE_WAIT_ALLOWANCE_MS = 10 * 60_000;
 
 /** A marker is set a moment before its job is added to the queue: until then it is trusted. */
-const JOB_ADD_GRACE_MS = 5000;
+export const JOB_ADD_GRACE_MS = 5000;
 
 /** How long a claim holds: the whole life of a job, queued and retried. */
 export function claimTtlMs(group: UpstreamGroup): number {
@@ -64,7 +65,8 @@ export class RefreshScheduler {
   readonly #queues = new Map<string, Queue>();
   #groups: readonly UpstreamGroup[];
   readonly #metrics: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'> | undefined;
-  readonly #maxQueuedWarming: number;
+  #maxQueuedWarming: number;
+  readonly #bound: QueueBound | undefined;
   /** Per group: queued warming jobs as last read, plus those this process added since. */
   readonly #warmingQueued = new Map<string, { count: number; readAt: number; reserved: number }>();
   readonly #warmingReadings = new Map<string, Promise<void>>();
@@ -77,6 +79,8 @@ export class RefreshScheduler {
     metrics?: Pick<Metrics, 'refreshesEnqueued' | 'warmingDropped'>;
     /** `warming.maxQueued`: queued warming jobs per upstream past which warming is dropped. */
     maxQueuedWarming?: number;
+    /** `refresh.maxQueued`: checked after every enqueue. */
+    bound?: QueueBound;
   }) {
     this.#redis = opts.redis;
     this.#keys = opts.keys;
@@ -84,6 +88,7 @@ export class RefreshScheduler {
     this.#metrics = opts.metrics;
     this.#maxQueuedWarming = opts.maxQueuedWarming ?? Infinity;
     this.#singleFlight = new SingleFlight(opts.redis, opts.keys);
+    this.#bound = opts.bound;
     for (const group of opts.groups) this.#queues.set(group.name, this.#openQueue(group));
   }
 
@@ -107,6 +112,11 @@ export class RefreshScheduler {
       this.#queues.delete(name);
       queue.close().catch(() => {});
     }
+  }
+
+  /** A reloaded `warming.maxQueued`: the next warming enqueue checks against it. */
+  setMaxQueuedWarming(maxQueued: number): void {
+    this.#maxQueuedWarming = maxQueued;
   }
 
   /**
@@ -209,6 +219,7 @@ export class RefreshScheduler {
       throw err;
     }
     this.#metrics?.refreshesEnqueued.inc({ upstream: group.name, trigger: opts.trigger }, claimed.length);
+    void this.#bound?.check(queue, group);
     return claimed;
   }
 

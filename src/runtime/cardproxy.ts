@@ -19,6 +19,8 @@ import { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import { RefreshWorkers } from '../refresh/refresh-workers.js';
 import { createPushReloads, LivePushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
+import { QueueBound } from '../refresh/queue-bound.js';
+import { JobWatch } from '../refresh/job-watch.js';
 import { UpstreamSlots } from '../refresh/upstream-slots.js';
 import { redisSettingsWarnings } from '../redis/redis-settings.js';
 import { CardResolver } from '../service/card-resolver.js';
@@ -120,7 +122,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       nearCache,
     });
   const store = storeFor(redis);
-  const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, metrics, maxQueuedWarming: config.warming.maxQueued });
+  const bound = new QueueBound({ redis, store, metrics, log: log.child({ component: 'refresh-scheduler' }), maxQueued: config.refresh.maxQueued });
+  const scheduler = new RefreshScheduler({ redis, keys, groups: groups.groups, metrics, maxQueuedWarming: config.warming.maxQueued, bound });
   metrics.setQueueDepthSource(() => scheduler.depth());
   // Declared below, by role; read at scrape time (workers may change with a reloaded config).
   metrics.setRedisConnections(() => [
@@ -183,6 +186,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   }
 
   let subscriber: RedisClient | undefined;
+  let jobWatch: JobWatch | undefined;
   let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
   let webhooks: Omit<WebhookRouteOptions, 'clock' | 'metrics'> | undefined;
   if (serves) {
@@ -190,7 +194,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     const notifier = new RefreshNotifier(subscriber, keys.eventStreams.map((_, shard) => keys.refreshChannel(shard)), log.child({ component: 'refresh-notifier' }));
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ slots, metrics, clock, log });
-    const resolver = new CardResolver({ store, scheduler, notifier, direct, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
+    jobWatch = new JobWatch({ redis, keys, store, metrics, log: log.child({ component: 'refresh-scheduler' }) });
+    const resolver = new CardResolver({ store, scheduler, notifier, direct, jobWatch, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
     cards = {
       resolver,
       get signingSecrets() {
@@ -253,6 +258,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   };
 
   live.onChange((snapshot) => {
+    scheduler.setMaxQueuedWarming(snapshot.config.warming.maxQueued);
+    bound.setMaxQueued(snapshot.config.refresh.maxQueued);
     scheduler.updateGroups(snapshot.groups.groups);
     if (!workers) return;
     workers.updateGroups(snapshot.groups.groups);
@@ -286,6 +293,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       await workers?.close();
       await pushReloads?.close();
       jobRedis?.disconnect();
+      jobWatch?.close();
       await scheduler.close();
       subscriber?.disconnect();
       await feed?.close();

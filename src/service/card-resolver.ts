@@ -30,6 +30,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import type { RefreshContext, RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
 import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher.js';
+import type { JobWatch } from '../refresh/job-watch.js';
 import { RepeatedWarnings } from '../observability/repeated-warnings.js';
 
 /** One card of the response to Plain. */
@@ -60,6 +61,8 @@ export interface ResolverDeps {
   readonly scheduler: RefreshScheduler;
   readonly notifier: RefreshNotifier;
   readonly direct: DirectRefresher;
+  /** Tells waiting requests at once when the job they wait for vanishes from its queue. */
+  readonly jobWatch?: JobWatch;
   readonly policies: ReadonlyMap<string, CardPolicy>;
   readonly groups: UpstreamGroups;
   readonly clock: Clock;
@@ -206,11 +209,13 @@ export class CardResolver {
     const d = this.#d;
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
+    let unwatch: (() => void) | undefined;
     try {
       // Register before enqueueing, so an outcome announced at once is not missed.
       const waits = waiting.map((item) => d.notifier.wait(cardRefId(item.ref), budget.signal));
       try {
         await d.scheduler.schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
+        unwatch = d.jobWatch?.watch(targetsOf(waiting));
       } catch (err) {
         this.#warnings.warn(err, {}, 'could not enqueue refresh: calling upstreams directly');
         budget.abort();
@@ -244,6 +249,7 @@ export class CardResolver {
       return { answers, degraded: false };
     } finally {
       clearTimeout(timer);
+      unwatch?.();
     }
   }
 

@@ -59,6 +59,7 @@ describe('parseConfig: defaults', () => {
       events: { retentionSeconds: 604800, shards: 1 },
       worker: { lockDurationMs: 10000, stalledIntervalMs: 5000, concurrencyCheckIntervalMs: 5000 },
       warming: { webhookToleranceSeconds: 300, webhookEvents: [...DEFAULT_WEBHOOK_EVENTS], maxQueued: 10000 },
+      refresh: { maxQueued: 10000 },
       nearCache: { maxBytes: 67108864 },
       upstreams: {
         billing: {

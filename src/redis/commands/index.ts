@@ -21,6 +21,7 @@ export const COMMAND_NAMES = [
   'replaceOverrides',
   'markServed',
   'claimAwaitingReload',
+  'pickExcessJobs',
 ] as const;
 
 export type CommandName = (typeof COMMAND_NAMES)[number];
