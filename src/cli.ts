@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { AdminCommandOptions, CommandEnv } from './cli/admin-commands.js';
 import { ConfigError, loadConfigFile, OPERATOR_COMMAND_NEEDS, type LoadOptions } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createLogger, routeConsoleWarnings } from './observability/logger.js';
+import { createLogger, LogSecrets, routeConsoleWarnings } from './observability/logger.js';
 import { configSecrets } from './config/secrets.js';
 import type { Role } from './runtime/cardproxy.js';
 import { VERSION } from './version.js';
@@ -175,13 +175,14 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   if (!file) return usageError(`${role} needs --config FILE or CARDPROXY_CONFIG`);
   const config = loadConfigOrReport(file);
   if (!config) return 2;
-  const log = createLogger({ secrets: configSecrets(config) });
+  const secrets = new LogSecrets(configSecrets(config));
+  const log = createLogger({ secrets });
   routeConsoleWarnings(log);
   const { startCardproxy } = await import('./runtime/cardproxy.js');
   const { TlsFileError } = await import('./http/tls.js');
   let proxy: Awaited<ReturnType<typeof startCardproxy>>;
   try {
-    proxy = await startCardproxy(config, role, { log });
+    proxy = await startCardproxy(config, role, { log, secrets });
   } catch (err) {
     if (!(err instanceof TlsFileError)) throw err;
     process.stderr.write(`${file}: ${err.message}\n`);

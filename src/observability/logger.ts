@@ -79,13 +79,41 @@ function secretScrubber(secrets: readonly string[]): (line: string) => string {
   };
 }
 
-export function createLogger(opts: { level?: string; destination?: DestinationStream; secrets?: readonly string[] } = {}): Logger {
+/**
+ * The secrets scrubbed from every line of a logger, replaceable at run time: a configuration
+ * reloaded on SIGHUP brings its own (a rotated token, a new upstream's header). The previous set is
+ * kept along with the new one, since lines about the old configuration may still be written.
+ */
+export class LogSecrets {
+  #previous: readonly string[] = [];
+  #current: readonly string[];
+  #scrub: (line: string) => string;
+
+  constructor(secrets: readonly string[] = []) {
+    this.#current = secrets;
+    this.#scrub = secretScrubber(secrets);
+  }
+
+  /** From now on, scrubs `secrets` and the ones given last time. */
+  update(secrets: readonly string[]): void {
+    this.#previous = this.#current;
+    this.#current = secrets;
+    this.#scrub = secretScrubber([...this.#previous, ...this.#current]);
+  }
+
+  scrub(line: string): string {
+    return this.#scrub(line);
+  }
+}
+
+export function createLogger(opts: { level?: string; destination?: DestinationStream; secrets?: readonly string[] | LogSecrets } = {}): Logger {
+  const secrets = opts.secrets instanceof LogSecrets ? opts.secrets : new LogSecrets(opts.secrets ?? []);
   const options = {
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
     base: { service: 'cardproxy', pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { err: serializeError },
-    hooks: { streamWrite: secretScrubber(opts.secrets ?? []) },
+    hooks: { streamWrite: (line: string) => secrets.scrub(line) },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   // Asynchronous writes keep logging off the request's critical path; pino flushes on exit.

@@ -13,7 +13,8 @@ import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
 import { createCommandConnection, createFeedConnection, createSubscriberConnection, createJobConnection, describeEndpoint, waitUntilReady, type RedisClient } from '../redis/connections.js';
 import { Metrics } from '../observability/metrics.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, type LogSecrets } from '../observability/logger.js';
+import { configSecrets } from '../config/secrets.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
 import { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import { RefreshWorkers } from '../refresh/refresh-workers.js';
@@ -45,6 +46,8 @@ export interface ReloadResult {
 export interface CardproxyOptions {
   readonly clock?: Clock;
   readonly log?: Logger;
+  /** What `log` scrubs from its lines: a reloaded configuration's secrets are added to it. */
+  readonly secrets?: LogSecrets;
   /** Listen on `config.listen` (default true); tests may use `app.inject` instead. */
   readonly listen?: boolean;
 }
@@ -276,6 +279,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log.error({ issues: err.issues }, 'configuration not reloaded: keeping the one in use');
       return 'refused';
     }
+    // Before anything logs about it: a new token or header value must never reach a line.
+    opts.secrets?.update([...configSecrets(next), ...configSecrets(live.config)]);
     const outcome = live.replace(next);
     for (const warning of configWarnings(live.config)) log.warn({ role }, warning);
     const line = { applied: outcome.applied, needRestart: outcome.needRestart, restartOnly: Object.keys(RESTART_ONLY_FIELDS) };

@@ -119,7 +119,8 @@ export async function startTestUpstream(...args: Parameters<typeof startFakeUpst
 /** Starts an in-process cardproxy (not listening unless asked) and registers it for cleanup. */
 export async function startTestProxy(config: Config, role: Role = 'start', opts: CardproxyOptions = {}): Promise<TestProxy> {
   const logs = new LogSink();
-  const log = createLogger({ level: 'debug', destination: logs });
+  // With `opts.secrets`, lines are scrubbed as a process's are (and reloads add to them).
+  const log = createLogger({ level: 'debug', destination: logs, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
   const proxy = await startCardproxy(config, role, { listen: false, log, ...opts });
   const test = Object.assign(proxy, { logs, config });
   started.push(test);

@@ -7,7 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { cardsReply, textOf } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, LogSink, postCards, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
+import { configSecrets } from '../../src/config/secrets.js';
+import { createLogger, LogSecrets } from '../../src/observability/logger.js';
 
 afterEach(cleanupProxies);
 
@@ -86,6 +88,33 @@ describe('configuration reload', () => {
     expect(line.level).toBe(50);
     expect(line.issues).toEqual(thrown!.issues);
     expect((await postCards(proxy, cardsBody(['alpha'], 'c_1'))).body.cards[0].timeToLiveSeconds).toBe(100);
+  });
+
+  it("scrubs a reloaded configuration's new secrets from every log line from then on", async () => {
+    const legacy = await startTestUpstream();
+    const config = testConfig(legacy.url);
+    const logs = new LogSink();
+    const secrets = new LogSecrets(configSecrets(config));
+    const log = createLogger({ level: 'debug', destination: logs, secrets });
+    const proxy = await startTestProxy(config, 'start', { log, secrets });
+    const token = 'rotated-upstream-token-7f3a';
+    // As a library might write it: in an error message.
+    const leak = () => log.warn({ err: new Error(`upstream refused Bearer ${token}`) }, 'upstream error');
+    leak();
+    expect(logs.raw.at(-1)).toContain(token); // not a secret of the configuration yet
+    const result = await proxy.reload(() =>
+      changed(config, (raw) => {
+        raw.upstreams.legacy.headers = { Authorization: `Bearer ${token}` };
+        raw.plain.signingSecrets = ['rotated-signing-secret-91c2'];
+      }),
+    );
+    expect(result.config).toBe('reloaded');
+    leak();
+    log.info({ detail: 'signature with rotated-signing-secret-91c2' }, 'something echoed');
+    const after = logs.raw.slice(logs.raw.findIndex((l) => l.includes('configuration reloaded')));
+    expect(after.length).toBeGreaterThanOrEqual(3);
+    expect(after.filter((l) => l.includes(token) || l.includes('rotated-signing-secret-91c2'))).toEqual([]);
+    expect(after.filter((l) => l.includes('[redacted]'))).toHaveLength(2);
   });
 
   it('names restart-only changes and keeps their running values', async () => {
