@@ -70,21 +70,23 @@ export async function runMemory(ctx) {
     // The card as Plain gets it, from a sample of the cached states.
     const sample = redisKeys.filter((_, i) => i % Math.max(1, Math.floor(redisKeys.length / 1000)) === 0);
     let jsonBytes = 0;
+    // A card is stored as its projection and, beside it, its components (the JSON as served).
     const values = await ctx.redis.mget(sample);
+    const components = await ctx.redis.mget(sample.map((key) => env.keys.components(env.keys.parseCard(key))));
     values.forEach((raw, i) => {
       const state = JSON.parse(raw);
-      const key = sample[i].slice(sample[i].lastIndexOf(':') + 1);
-      jsonBytes += Buffer.byteLength(JSON.stringify({ key, timeToLiveSeconds: state.data.ttlSeconds, components: state.data.components }));
+      const ref = env.keys.parseCard(sample[i]);
+      jsonBytes += Buffer.byteLength(JSON.stringify({ key: ref.cardKey, timeToLiveSeconds: state.data.ttlSeconds, components: JSON.parse(components[i]) }));
     });
     const cardJson = jsonBytes / values.length;
-    const storedValue = values.reduce((n, v) => n + Buffer.byteLength(v), 0) / values.length;
+    const storedValue = values.reduce((n, v, i) => n + Buffer.byteLength(v) + Buffer.byteLength(components[i]), 0) / values.length;
 
     const kind = (name) => byKind.get(name) ?? { keys: 0, bytes: 0 };
-    const proj = kind('card projections');
+    const proj = { bytes: kind('card projections').bytes + kind('card components').bytes };
     const index = kind('customer index (sets)');
     const cardList = kind("customer's card list (set)");
     const served = kind('served markers');
-    const log = kind('event log (stream)');
+    const log = kind('event log (streams)');
     const perCard = proj.bytes / cards;
     const perCardWithIndex = (proj.bytes + index.bytes + cardList.bytes) / cards;
     const perEvent = log.bytes / Math.max(1, events);

@@ -4,8 +4,7 @@
  * it serves once the refresh it waited for landed, failed or ran out of budget.
  */
 import type { CardComponent } from './components.js';
-import type { ComponentsJson } from './components-json.js';
-import type { ServedCardState } from './card-state.js';
+import type { ServedCardState, ServedComponents } from './card-state.js';
 
 /** The card settings the policy reads (a CardPolicy from the config satisfies it). */
 export interface ResolutionPolicy {
@@ -26,8 +25,8 @@ export type AnswerSource = 'cache' | 'stale' | 'refreshed' | 'placeholder' | 'er
 export interface CardAnswer {
   readonly source: AnswerSource;
   readonly ttlSeconds: number;
-  /** Components answered from the cache may still be the JSON text they were stored as. */
-  readonly components: readonly CardComponent[] | null | ComponentsJson;
+  /** Components answered from the cache may be passed through as the store keeps them. */
+  readonly components: ServedComponents;
 }
 
 /** What a request does for one key; `kind` is the `result` label of cardproxy_card_lookups_total. */

@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import { CardComponentsSchema, type CardComponent } from './components.js';
-import type { ComponentsJson } from './components-json.js';
 import { ErrorKindSchema, eventTime, type CardStateEvent } from './card-events.js';
 import { TtlSourceSchema } from './effective-ttl.js';
 
@@ -40,11 +39,20 @@ export const CardStateSchema = z.object({
 export type CardState = z.infer<typeof CardStateSchema>;
 
 /**
- * A card state as the warm path reads it for serving: its components may still be the JSON text
- * they were stored as (see `ComponentsJson`). Every `CardState` is one.
+ * Components the core passes through without looking inside: the store may hand a cached card's
+ * components over in the form it keeps them (serialized, to be copied into the answer) instead of
+ * parsed. All the core may rely on is that they serialize to the components' JSON.
  */
+export interface PassThroughComponents {
+  toJSON(): unknown;
+}
+
+/** A card's components as an answer carries them: parsed, none, or passed through from the store. */
+export type ServedComponents = readonly CardComponent[] | null | PassThroughComponents;
+
+/** A card state as the warm path reads it for serving: its components may be passed through. Every `CardState` is one. */
 export type ServedCardState = Omit<CardState, 'data'> & {
-  readonly data: (Omit<NonNullable<CardState['data']>, 'components'> & { components: CardComponent[] | null | ComponentsJson }) | null;
+  readonly data: (Omit<NonNullable<CardState['data']>, 'components'> & { components: ServedComponents }) | null;
 };
 
 export const EMPTY_CARD_STATE: CardState = Object.freeze({

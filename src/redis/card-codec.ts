@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { CardComponent } from '../core/components.js';
-import { ComponentsJson } from '../core/components-json.js';
+import { ComponentsJson } from './components-json.js';
 import type { CardState, ServedCardState } from '../core/card-state.js';
 import { TtlSourceSchema } from '../core/effective-ttl.js';
 

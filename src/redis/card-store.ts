@@ -9,7 +9,7 @@ import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
 import { keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
 import type { NearCache } from '../near-cache/near-cache.js';
-import { ComponentsJson } from '../core/components-json.js';
+import { ComponentsJson } from './components-json.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import type { TtlOverrides } from '../core/ttl-overrides.js';
 import type { RefreshNotice } from '../refresh/single-flight.js';

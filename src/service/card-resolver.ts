@@ -6,8 +6,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { cardRefFor, cardRefId, type CardRef } from '../core/card-ref.js';
-import type { CardComponent } from '../core/components.js';
-import type { ComponentsJson } from '../core/components-json.js';
 import type { CardsRequest } from '../core/plain-protocol.js';
 import { effectiveTtlSeconds } from '../core/effective-ttl.js';
 import {
@@ -20,7 +18,7 @@ import {
   type Lookup,
   type LookupKind,
 } from '../core/card-resolution.js';
-import type { CardState, ServedCardState } from '../core/card-state.js';
+import type { CardState, ServedCardState, ServedComponents } from '../core/card-state.js';
 import { awaitsPushReload, servedKindOf, type ServedMarker } from '../core/served-marker.js';
 import type { ServedEntry } from '../redis/served-markers.js';
 import type { CardPolicy } from '../config/card-policy.js';
@@ -37,8 +35,8 @@ import { RepeatedWarnings } from '../observability/repeated-warnings.js';
 export interface PlainCard {
   readonly key: string;
   readonly timeToLiveSeconds: number;
-  /** Components answered from the cache may still be the JSON text they were stored as. */
-  readonly components: readonly CardComponent[] | null | ComponentsJson;
+  /** Components answered from the cache may be passed through as the store keeps them. */
+  readonly components: ServedComponents;
 }
 
 /** How one requested key was answered, for the request's log line. */

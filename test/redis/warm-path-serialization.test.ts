@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CardState } from '../../src/core/card-state.js';
-import { ComponentsJson } from '../../src/core/components-json.js';
+import { ComponentsJson } from '../../src/redis/components-json.js';
 import { decodeCardState, decodeForServing, encodeComponents, encodeProjection } from '../../src/redis/card-codec.js';
 import { serializeCardsAnswer } from '../../src/http/routes/cards.js';
 import type { PlainCard } from '../../src/service/card-resolver.js';

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { CardsRequestSchema } from '../../core/plain-protocol.js';
 import { describeZodIssues } from '../../core/describe-zod-issues.js';
 import { verifySignature } from '../../core/signature.js';
-import { ComponentsJson } from '../../core/components-json.js';
+import { ComponentsJson } from '../../redis/components-json.js';
 import type { CardResolver, PlainCard } from '../../service/card-resolver.js';
 import { sendError } from '../errors.js';
 import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';

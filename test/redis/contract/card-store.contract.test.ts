@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CardStateEvent } from '../../../src/core/card-events.js';
 import { evolve, type CardState } from '../../../src/core/card-state.js';
-import { ComponentsJson } from '../../../src/core/components-json.js';
+import { ComponentsJson } from '../../../src/redis/components-json.js';
 import { encodeProjection } from '../../../src/redis/card-codec.js';
 import { replayEventLog } from '../../../src/redis/replay.js';
 import { deleteAllDerivedKeys, snapshotDerivedKeys } from '../../helpers/derived-keys.js';

@@ -4,8 +4,9 @@
  * On a warm `/cards` hit the components, which are most of a cached card's bytes, are not parsed
  * and serialized again: they stay what `JSON.stringify` wrote when the card was loaded (so byte
  * for byte what serializing the parsed components gives), and the `/cards` route copies those
- * bytes into the answer as they are. The near cache keeps only the UTF-8 bytes; a value read
- * once from Redis keeps the text and encodes it when the answer is written.
+ * bytes into the answer as they are. Values read from Redis and kept in the near cache hold only
+ * the UTF-8 bytes (the components' own key, see card-codec.ts). The core sees one only as
+ * `PassThroughComponents`.
  *
  * `toJSON` keeps any generic `JSON.stringify` of a value holding one correct: it serializes as the
  * parsed components, giving the same bytes as the stored text.
