@@ -20,11 +20,18 @@ function statusOf(outcome: KeyOutcome): string {
 
 /** The header value for a request's outcomes, ordered as `requestedKeys` (card keys are ASCII). */
 export function cacheStatusHeader(requestedKeys: readonly string[], outcomes: readonly KeyOutcome[]): string {
-  const byKey = new Map(outcomes.map((o) => [o.key, o]));
-  const parts = [...new Set(requestedKeys)].flatMap((key) => {
-    const outcome = byKey.get(key);
-    return outcome ? [`${key}=${statusOf(outcome)}`] : [];
-  });
+  // At most 25 keys: plain loops, no maps or intermediate arrays (this runs on every request).
+  const parts: string[] = [];
+  for (let k = 0; k < requestedKeys.length; k++) {
+    const key = requestedKeys[k]!;
+    if (requestedKeys.indexOf(key) !== k) continue; // a repeated key is answered once
+    for (let o = 0; o < outcomes.length; o++) {
+      if (outcomes[o]!.key === key) {
+        parts.push(`${key}=${statusOf(outcomes[o]!)}`);
+        break;
+      }
+    }
+  }
   let value = '';
   for (let i = 0; i < parts.length; i++) {
     const next = value === '' ? parts[i]! : `${value}; ${parts[i]}`;

@@ -6,11 +6,15 @@
  * `<prefix>:cache-epoch` when it is done, and the feed drops everything when that value moves.
  *
  * One connection of its own, polling `GET epoch` + `XREAD` (not blocking) from the last id read
- * every `POLL_MS` (about 100 cheap commands a second per process; on a Redis Cluster, where one
- * XREAD cannot span slots, one XREAD per shard stream, sent together); each reply that is not truncated by COUNT confirms "every change made before
- * this command was sent is applied", which is what the near cache's lag check reads. (A blocking
- * XREAD would deliver events sooner, but its time-out is only as precise as Redis' `hz` timer,
- * 100 ms by default, so it cannot serve as the heartbeat that bound needs.)
+ * `POLL_MS` after the previous reply (about 100 cheap commands a second per process; on a Redis
+ * Cluster, where one XREAD cannot span slots, one XREAD per shard stream, sent together), or at
+ * once when requests wait for it (NearCache.whenCaughtUp: the feed fell behind the lag bound).
+ * Each reply that is not truncated by COUNT confirms "every change made before this command was
+ * sent is applied", which is what the near cache's lag check reads. (A blocking XREAD would
+ * deliver events sooner and cost nothing while idle, but the lag check needs that confirmation
+ * at least every few tens of ms whether or not anything changed: a blocked XREAD that has not
+ * answered says nothing about a connection that hung, and its time-out is only as precise as
+ * Redis' `hz` timer, 100 ms by default, so it cannot serve as that heartbeat.)
  *
  * When the feed breaks (connection lost, an error, or no reply within `STALL_MS`): the near cache
  * is dropped at once and not served from; requests read Redis (or, if Redis itself is gone, take
@@ -79,7 +83,7 @@ export class ChangeFeed {
       // no command failed: ioredis may have queued them and sent them after reconnecting. Start again
       // from the stream's end, which is also what puts the near cache back in use.
       if (connection !== startedOn) lastId = null;
-      const sentAt = performance.now();
+      const sentAt = this.#near.monotonicNow();
       let stall: NodeJS.Timeout | undefined;
       try {
         const stalled = new Promise<never>((_, reject) => {
@@ -117,7 +121,8 @@ export class ChangeFeed {
         }
         if (!more) {
           this.#near.covered(sentAt);
-          await sleep(POLL_MS);
+          // At once when requests wait for the feed to catch up (see NearCache.whenCaughtUp).
+          await this.#near.pause(POLL_MS);
         }
       } catch (err) {
         if (this.#closed) break;

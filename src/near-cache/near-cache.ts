@@ -9,13 +9,25 @@
  * *trusted*: continuous since the entry was read, and known to have delivered every change made
  * up to at most `maxLagMs` ago. Otherwise reads go to Redis as if the cache were not there.
  *
+ * When the feed is continuous but its last confirmed position is too old (it fell behind: the
+ * event loop or Redis was busy), a request does not go to Redis at once: it waits, at most
+ * `catchUpWaitMs`, for the feed's next confirmation (`whenCaughtUp`), which the feed then sends
+ * without its usual pause. One feed round trip thus serves every request waiting at that moment,
+ * where reading Redis would cost each of them a round trip of its own, and under load would make
+ * the feed fall further behind (a storm of reads). After the wait the request checks `trusted`
+ * again, so what it serves is bounded by `maxLagMs` exactly as before; if the feed has still not
+ * caught up (or broke), it reads Redis.
+ *
  * Races between a Redis read and a change: a read registers its keys before it is sent
  * (`begin`); a change of one of those keys processed while the read is in flight, or any flush,
  * makes its result unfit to keep (`keep` answers false), because Redis may have answered with
  * the state from before the change. A change processed before the read was sent is harmless.
  *
  * Bounded by `maxBytes` (an estimate of what the entries hold: the components' bytes plus a fixed
- * overhead per entry and per remembered served marker), least recently used first out.
+ * overhead per entry and per remembered served marker), evicting by CLOCK (second chance), an
+ * approximation of least recently used: a hit only sets the entry's `used` flag. Moving the entry
+ * to the end of the map on every hit (exact LRU) fills a nearly full Map with deleted slots, and
+ * its rehash every few dozen hits was the near cache's main cost on the warm path.
  */
 import type { ServedCardState } from '../core/card-state.js';
 import { mayKeepServedMarkerInMemory, type ServedMarker } from '../core/served-marker.js';
@@ -32,6 +44,8 @@ export interface NearEntry {
    */
   readonly served: Map<string, ServedMarker>;
   bytes: number;
+  /** Read since eviction last passed it: it gets a second chance before it is evicted. */
+  used: boolean;
 }
 
 /** Why everything was dropped; the `reason` label of cardproxy_near_cache_flushes_total. */
@@ -60,19 +74,29 @@ export interface NearCacheOptions {
   readonly monotonicNow?: () => number;
   /** Called when everything is dropped. */
   readonly onFlush?: (reason: FlushReason) => void;
+  /** How long a request waits for a lagging feed to catch up before it reads Redis (default 50 ms). */
+  readonly catchUpWaitMs?: number;
+}
+
+/** A catch-up the feed was asked for: requests wait on `promise`. */
+interface CatchUp {
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly timer: NodeJS.Timeout;
 }
 
 export class NearCache {
   readonly maxBytes: number;
   /**
    * Card look-ups served while the feed was trusted, of which hits; and look-ups that bypassed the
-   * cache because it was not. Plain numbers, read by the metrics at scrape time (nothing per request).
+   * cache because it was not; requests that waited for the feed to catch up first. Plain numbers,
+   * read by the metrics at scrape time (nothing per request).
    */
-  readonly stats = { lookups: 0, hits: 0, bypassed: 0 };
+  readonly stats = { lookups: 0, hits: 0, bypassed: 0, caughtUp: 0 };
   readonly #maxLagMs: number;
   readonly #monotonicNow: () => number;
   readonly #onFlush: (reason: FlushReason) => void;
-  /** Insertion order is recency order: a hit moves its entry to the end. */
+  /** Insertion order: eviction looks at the front; an entry used since is moved to the end once. */
   readonly #entries = new Map<string, NearEntry>();
   #bytes = 0;
   /** Bumped by every flush and when the feed becomes continuous: older reads may not be kept. */
@@ -87,12 +111,23 @@ export class NearCache {
   #continuous = false;
   /** Every change made before this moment (monotonic ms) has been applied. */
   #coveredAt = -Infinity;
+  readonly #catchUpWaitMs: number;
+  /** Requests are waiting for the feed's next confirmation. */
+  #catchUp: CatchUp | undefined;
+  /** Ends the feed's pause between polls (see `pause`). */
+  #wakeFeed: (() => void) | undefined;
 
   constructor(opts: NearCacheOptions) {
     this.maxBytes = opts.maxBytes;
     this.#maxLagMs = opts.maxLagMs;
     this.#monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.#onFlush = opts.onFlush ?? (() => {});
+    this.#catchUpWaitMs = opts.catchUpWaitMs ?? 50;
+  }
+
+  /** The monotonic clock (ms) the lag is measured with; the feed takes its times from it. */
+  monotonicNow(): number {
+    return this.#monotonicNow();
   }
 
   get enabled(): boolean {
@@ -132,6 +167,25 @@ export class NearCache {
   /** Every change made before `sentAt` (monotonic ms) has been passed to `invalidate`. */
   covered(sentAt: number): void {
     if (sentAt > this.#coveredAt) this.#coveredAt = sentAt;
+    if (this.#catchUp !== undefined && this.trusted) this.#endCatchUp();
+  }
+
+  /**
+   * The feed's pause between two polls: `ms`, or until a request asks it to catch up (at once if
+   * one is already waiting).
+   */
+  pause(ms: number): Promise<void> {
+    if (this.#catchUp !== undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined = undefined;
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakeFeed = undefined;
+        resolve();
+      };
+      timer = setTimeout(wake, ms);
+      this.#wakeFeed = wake;
+    });
   }
 
   /** A card's projection changed: forget it, and spoil reads of it in flight. */
@@ -144,13 +198,42 @@ export class NearCache {
   /** Drops everything. `feed_broken` also stops serving until the feed `resume`s. */
   flush(reason: FlushReason): void {
     this.#generation++;
-    if (reason === 'feed_broken') this.#continuous = false;
+    if (reason === 'feed_broken') {
+      this.#continuous = false;
+      // Nothing to wait for: the waiting requests read Redis.
+      if (this.#catchUp !== undefined) this.#endCatchUp();
+    }
     this.#entries.clear();
     this.#bytes = 0;
     this.#onFlush(reason);
   }
 
   // --- the read side ------------------------------------------------------------------------
+
+  /**
+   * For a request that found the feed continuous but not `trusted` (behind by more than the lag
+   * bound): resolves when the feed has confirmed a newer position, broke, or `catchUpWaitMs` have
+   * passed, whichever is first. The caller then checks `trusted` again. All requests waiting at
+   * the same time share one wait, and the feed polls at once for them.
+   */
+  whenCaughtUp(): Promise<void> {
+    this.stats.caughtUp++;
+    if (this.#catchUp === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#catchUp = { promise, resolve, timer: setTimeout(() => this.#endCatchUp(), this.#catchUpWaitMs) };
+      this.#wakeFeed?.();
+    }
+    return this.#catchUp.promise;
+  }
+
+  #endCatchUp(): void {
+    const catchUp = this.#catchUp;
+    if (catchUp === undefined) return;
+    this.#catchUp = undefined;
+    clearTimeout(catchUp.timer);
+    catchUp.resolve();
+  }
 
   /** The entry for `key` if it may be served at `now` (card clock), marking it recently used. */
   get(key: string, now: number): NearEntry | undefined {
@@ -160,8 +243,7 @@ export class NearCache {
       this.#remove(key);
       return undefined;
     }
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    entry.used = true;
     return entry;
   }
 
@@ -194,9 +276,9 @@ export class NearCache {
     const bytes = ENTRY_OVERHEAD_BYTES + 2 * key.length + componentsBytes;
     if (bytes > this.maxBytes) return;
     this.#remove(key);
-    this.#entries.set(key, { state, keepUntil, served: new Map(), bytes });
+    this.#entries.set(key, { state, keepUntil, served: new Map(), bytes, used: false });
     this.#bytes += bytes;
-    this.#evict();
+    this.#evict(key);
   }
 
   /** Remembers that the served marker `servedKey` of card `key` now holds `marker` in Redis (null: none). */
@@ -230,11 +312,20 @@ export class NearCache {
     this.#bytes -= entry.bytes;
   }
 
-  #evict(): void {
+  /** Evicts until under `maxBytes`; `stored`, the card just stored, goes last. */
+  #evict(stored?: string): void {
+    // Ends: each pass clears the flag of the entry it moves, so within one round every entry is evictable.
     while (this.#bytes > this.maxBytes) {
-      const oldest = this.#entries.keys().next();
+      const oldest = this.#entries.entries().next();
       if (oldest.done) break;
-      this.#remove(oldest.value);
+      const [key, entry] = oldest.value;
+      if (entry.used || (key === stored && this.#entries.size > 1)) {
+        entry.used = false;
+        this.#entries.delete(key);
+        this.#entries.set(key, entry);
+        continue;
+      }
+      this.#remove(key);
     }
   }
 }

@@ -27,8 +27,16 @@ export function cardsLineWriter(log: Logger): (line: CardsLine) => void {
   // The logger's bindings, already serialized by pino (service, pid, component…).
   const bindings = internals[pino.symbols.chindingsSym] as string;
   const head = `{"level":30`;
+  // The timestamp text is made once per millisecond, not once per line.
+  let stampedAt = -1;
+  let stamp = '';
   return (line) => {
     if (!log.isLevelEnabled('info')) return;
+    const ms = Date.now();
+    if (ms !== stampedAt) {
+      stampedAt = ms;
+      stamp = time();
+    }
     let keys = '';
     for (let i = 0; i < line.keys.length; i++) {
       const k = line.keys[i]!;
@@ -36,7 +44,7 @@ export function cardsLineWriter(log: Logger): (line: CardsLine) => void {
       keys += `${i === 0 ? '' : ','}{"key":"${k.key}","result":"${k.result}","source":${k.source === null ? 'null' : `"${k.source}"`},"ms":${k.ms}}`;
     }
     stream.write(
-      `${head}${time()}${bindings},"reqId":${JSON.stringify(line.reqId)},"workspaceId":${JSON.stringify(line.workspaceId)},` +
+      `${head}${stamp}${bindings},"reqId":${JSON.stringify(line.reqId)},"workspaceId":${JSON.stringify(line.workspaceId)},` +
         `"customerId":${JSON.stringify(line.customerId)},"threadId":${line.threadId === null ? 'null' : JSON.stringify(line.threadId)},` +
         `"keys":[${keys}],"degraded":${line.degraded},"msg":"cards answered"}\n`,
     );

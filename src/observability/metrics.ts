@@ -56,9 +56,13 @@ export class Metrics {
 
   #queueDepth: QueueDepthSource | undefined;
   #nearCache: NearCache | undefined;
-  /** Label children resolved once per label set (a label look-up per request costs more than the increment). */
-  readonly #lookupChildren = new Map<string, Counter.Internal>();
-  readonly #servedChildren = new Map<string, Counter.Internal>();
+  /**
+   * The per-card counters of the warm path are plain numbers per label set, added to the
+   * prom-client counters at scrape time (see Tally): prom-client hashes the labels on every
+   * increment, even through a child, which cost more than the rest of a card's bookkeeping.
+   */
+  readonly #lookupTally = new Tally();
+  readonly #servedTally = new Tally();
   readonly #httpChildren = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
 
   constructor(opts: { budgetMs: number }) {
@@ -83,17 +87,25 @@ export class Metrics {
       buckets: latencyBuckets(opts.budgetMs),
       registers,
     });
+    const lookupTally = this.#lookupTally;
     this.cardLookups = new Counter({
       name: 'cardproxy_card_lookups_total',
       help: 'Card look-ups by what the cache held: fresh, stale, miss, reload (manual reload) or negative (cached integration error).',
       labelNames: ['card_key', 'result'],
       registers,
+      collect() {
+        lookupTally.addTo(this, 'result');
+      },
     });
+    const servedTally = this.#servedTally;
     this.cardsServed = new Counter({
       name: 'cardproxy_cards_served_total',
       help: 'Cards answered to Plain by where they came from.',
       labelNames: ['card_key', 'source'],
       registers,
+      collect() {
+        servedTally.addTo(this, 'source');
+      },
     });
     this.upstreamDuration = new Histogram({
       name: 'cardproxy_upstream_request_duration_seconds',
@@ -230,11 +242,20 @@ export class Metrics {
       labelNames: ['result'],
       registers,
       collect() {
-        const stats = near()?.stats ?? { lookups: 0, hits: 0, bypassed: 0 };
+        const stats = near()?.stats ?? { lookups: 0, hits: 0, bypassed: 0, caughtUp: 0 };
         this.reset();
         this.inc({ result: 'hit' }, stats.hits);
         this.inc({ result: 'miss' }, stats.lookups - stats.hits);
         this.inc({ result: 'bypass' }, stats.bypassed);
+      },
+    });
+    new Counter({
+      name: 'cardproxy_near_cache_catch_up_waits_total',
+      help: 'Requests that found the near cache feed behind the lag bound and waited (at most 50 ms) for its next confirmation instead of reading Redis.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(near()?.stats.caughtUp ?? 0);
       },
     });
   }
@@ -284,27 +305,37 @@ export class Metrics {
   }
 
   recordLookup(cardKey: string, result: LookupKind): void {
-    childOf(this.#lookupChildren, this.cardLookups, cardKey, result, 'result').inc();
+    this.#lookupTally.add(cardKey, result);
   }
 
   recordServed(cardKey: string, source: AnswerSource): void {
-    childOf(this.#servedChildren, this.cardsServed, cardKey, source, 'source').inc();
+    this.#servedTally.add(cardKey, source);
   }
 }
 
-/** The child of a per-card counter for (card key, outcome), resolved once. */
-function childOf<L extends 'result' | 'source'>(
-  cache: Map<string, Counter.Internal>,
-  counter: Counter<'card_key' | L>,
-  cardKey: string,
-  value: string,
-  label: L,
-): Counter.Internal {
-  const id = `${value}:${cardKey}`;
-  let child = cache.get(id);
-  if (child === undefined) {
-    child = counter.labels({ card_key: cardKey, [label]: value } as Record<'card_key' | L, string>);
-    cache.set(id, child);
+/**
+ * Counts per (card key, outcome) in plain numbers, moved into a prom-client counter when it is
+ * collected (a scrape, or `get()`). Card keys are configured names and outcomes fixed enums, so
+ * the number of slots is bounded like the counter's series.
+ */
+class Tally {
+  /** card key → outcome → count not yet added to the counter. */
+  readonly #counts = new Map<string, Map<string, number>>();
+
+  add(cardKey: string, outcome: string): void {
+    let byOutcome = this.#counts.get(cardKey);
+    if (byOutcome === undefined) this.#counts.set(cardKey, (byOutcome = new Map()));
+    byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
   }
-  return child;
+
+  /** Adds what was counted since the last call to `counter` and starts again from 0. */
+  addTo<L extends string>(counter: Counter<'card_key' | L>, label: L): void {
+    for (const [cardKey, byOutcome] of this.#counts) {
+      for (const [outcome, n] of byOutcome) {
+        if (n === 0) continue;
+        counter.inc({ card_key: cardKey, [label]: outcome } as Record<'card_key' | L, string>, n);
+        byOutcome.set(outcome, 0);
+      }
+    }
+  }
 }

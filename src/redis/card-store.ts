@@ -93,7 +93,12 @@ export class CardStore {
     for (let i = 0; i < n; i++) cardKeys[i] = this.#keys.card(refs[i]!);
     const near = this.#near;
     const now = this.#clock.now();
-    const trusted = near?.trusted === true;
+    let trusted = near?.trusted === true;
+    if (near && !trusted && near.continuous) {
+      // The feed fell behind: wait for its next confirmation rather than each reading Redis.
+      await near.whenCaughtUp();
+      trusted = near.trusted;
+    }
     if (near) near.stats[trusted ? 'lookups' : 'bypassed'] += n;
     // Indexes whose state, and whose served marker, come from Redis.
     const stateFromRedis: number[] = [];
@@ -146,19 +151,19 @@ export class CardStore {
     return { states, served };
   }
 
-  /** Stores a state read from Redis in the near cache, its components as bytes. */
+  /** Stores a state read from Redis in the near cache, its components as their JSON text. */
   #keepNear(key: string, cardKey: string, state: ServedCardState): void {
     const until = keepUntil(state, this.#retentionFor(cardKey));
     if (until === null) return;
-    let size = 0;
     let kept = state;
     const components = state.data?.components;
+    let json: ComponentsJson | undefined;
     if (components != null) {
-      const bytes = components instanceof ComponentsJson ? components.bytes : Buffer.from(JSON.stringify(components), 'utf8');
-      size = bytes.length;
-      kept = { ...state, data: { ...state.data!, components: ComponentsJson.fromBytes(bytes) } };
+      // Only the text is kept (not the bytes it was decoded from).
+      json = new ComponentsJson(components instanceof ComponentsJson ? components.text : JSON.stringify(components));
+      kept = { ...state, data: { ...state.data!, components: json } };
     }
-    this.#near!.put(key, kept, until, size);
+    this.#near!.put(key, kept, until, json?.memoryBytes ?? 0);
   }
 
   /** Reads whole card states (refresh worker, invalidation, the admin API): one customer's, one MGET. */

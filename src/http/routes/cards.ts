@@ -85,26 +85,18 @@ export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions)
 }
 
 /**
- * The `/cards` answer, byte for byte what `JSON.stringify({ cards })` gives, assembled as bytes:
- * components answered straight from the cache are copied in as the UTF-8 JSON they were stored
- * as instead of being parsed and serialized again (most of a warm request's work otherwise).
+ * The `/cards` answer, exactly what `JSON.stringify({ cards })` gives: components answered straight
+ * from the cache are put in as the JSON text they were stored as instead of being parsed and
+ * serialized again (most of a warm request's work otherwise). A string, not a buffer: Node writes
+ * a string answer together with its headers in one write, with no buffer allocated for it.
  */
-export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): Buffer {
+export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): string {
   const { cards } = payload;
-  const parts: Buffer[] = [OPEN];
-  let length = OPEN.length + CLOSE.length;
+  let out = '{"cards":[';
   for (let i = 0; i < cards.length; i++) {
     const card = cards[i]!;
-    const components = card.components instanceof ComponentsJson ? card.components.bytes : Buffer.from(JSON.stringify(card.components), 'utf8');
-    // Keys are schema-checked (^[a-zA-Z0-9_-]+$) and TTLs are integers: plain ASCII.
-    const head = Buffer.from(`${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":`, 'latin1');
-    parts.push(head, components, CARD_END);
-    length += head.length + components.length + 1;
+    const components = card.components instanceof ComponentsJson ? card.components.text : JSON.stringify(card.components);
+    out += `${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":${components}}`;
   }
-  parts.push(CLOSE);
-  return Buffer.concat(parts, length);
+  return `${out}]}`;
 }
-
-const OPEN = Buffer.from('{"cards":[');
-const CLOSE = Buffer.from(']}');
-const CARD_END = Buffer.from('}');
