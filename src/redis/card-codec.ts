@@ -83,7 +83,10 @@ const NULL_JSON = Buffer.from('null');
 export function decodeForServing(projection: Buffer | null, components: Buffer | null): ServedCardState | undefined {
   const state = decodeProjection(projection);
   if (state === undefined || state.data === null) return state === undefined ? undefined : { ...state, data: null };
-  if (components === null || components.length === 0) return undefined;
-  const json = components.equals(NULL_JSON) ? null : ComponentsJson.fromBytes(components);
+  if (components === null) return undefined;
+  if (components.equals(NULL_JSON)) return { ...state, data: { ...state.data, components: null } };
+  // Not an array (nothing this store writes): absent, as the full decoder has it.
+  if (components[0] !== 0x5b /* [ */) return undefined;
+  const json = ComponentsJson.fromBytes(components);
   return { ...state, data: { ...state.data, components: json } };
 }

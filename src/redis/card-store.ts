@@ -74,7 +74,7 @@ export class CardStore {
    * The cached states of a `/cards` request's cards and, for manual reload detection and for not
    * writing served markers that are already right, when Plain's copies expire.
    *
-   * Without a near cache: one `MGET` of all of them (they share the customer's hash tag). With
+   * Without a near cache: one `MGET` of all of them, components included (they share the shard's hash tag). With
    * one: states come from it while its feed is trusted, and Redis is asked only for what it does
    * not hold; served markers are taken from what the near cache remembers, except with
    * `readMarkers` (a single-key request, which may be a manual reload: its marker is always read

@@ -51,7 +51,7 @@ function contextThreadOf(member: string): string | null | undefined {
 }
 
 /**
- * Queues the write of one answer's markers on `pipeline` (all keys share the customer's hash tag).
+ * Queues the write of one answer's markers on `pipeline` (all keys share the customer's shard's hash tag).
  * One command for all of them: a pipeline of SETs costs a Pipeline object and more bytes on every
  * warm request.
  */

@@ -72,7 +72,10 @@ describe('decodeForServing', () => {
       expect(decodeForServing(buf(broken), buf('[]'))).toBeUndefined();
       expect(decodeCardState(broken, '[]')).toBeUndefined();
     }
-    expect(decodeCardState(projection, '{"not":"an array"}')).toBeUndefined();
+    for (const notArray of ['{"not":"an array"}', '"text"', '']) {
+      expect(decodeCardState(projection, notArray)).toBeUndefined();
+      expect(decodeForServing(buf(projection), buf(notArray))).toBeUndefined();
+    }
   });
 
   it('treats a projection whose envelope fails the check as absent, as the full decoder does', () => {
