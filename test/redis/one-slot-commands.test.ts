@@ -9,13 +9,13 @@
  * on a cluster it does one stream per command, see change-feed.ts.)
  */
 import { randomUUID } from 'node:crypto';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { admin } from '../helpers/admin-client.js';
 import { cardsReply } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
 import { keySlot } from '../helpers/key-slot.js';
+import { monitor, type Monitored } from '../helpers/monitor.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
 import { replayEventLog } from '../../src/redis/replay.js';
 
@@ -27,42 +27,6 @@ afterAll(async () => {
   await cleanupProxies();
   await privateRedis.stop();
 });
-
-/** One line of MONITOR output: who ran it (`lua` inside a script) and the arguments. */
-interface Monitored {
-  readonly client: string;
-  readonly args: string[];
-}
-
-/** MONITOR's quoting: `"..."` with \\, \", \n, \r, \t, \a, \b and \xhh escapes. */
-function unquote(text: string): string {
-  return text.replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) =>
-    e.startsWith('x') && e.length === 3 ? String.fromCharCode(parseInt(e.slice(1), 16)) : ({ n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b' } as Record<string, string>)[e] ?? e,
-  );
-}
-
-async function monitor(port: number): Promise<{ lines: Monitored[]; stop: () => void }> {
-  const socket = connect(port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const lines: Monitored[] = [];
-  let pending = '';
-  socket.setEncoding('latin1');
-  socket.on('data', (chunk: string) => {
-    pending += chunk;
-    const parts = pending.split('\r\n');
-    pending = parts.pop()!;
-    for (const line of parts) {
-      // +<time> [<db> <client>] "cmd" "arg" ...
-      const head = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] /.exec(line);
-      if (!head) continue;
-      const args = [...line.slice(head[0].length).matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => Buffer.from(unquote(m[1]!), 'latin1').toString('utf8'));
-      lines.push({ client: head[1]!, args });
-    }
-  });
-  socket.write('MONITOR\r\n');
-  await new Promise((r) => setTimeout(r, 50));
-  return { lines, stop: () => socket.destroy() };
-}
 
 const SCRIPT = /^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/;
 
