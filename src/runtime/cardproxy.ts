@@ -24,6 +24,7 @@ import { QueueBound } from '../refresh/queue-bound.js';
 import { JobWatch } from '../refresh/job-watch.js';
 import { UpstreamSlots } from '../refresh/upstream-slots.js';
 import { redisSettingsWarnings } from '../redis/redis-settings.js';
+import { trimEventStreamsPeriodically } from '../redis/stream-trim.js';
 import { CardResolver } from '../service/card-resolver.js';
 import { NearCache } from '../near-cache/near-cache.js';
 import { ChangeFeed } from '../near-cache/change-feed.js';
@@ -151,6 +152,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let workers: RefreshWorkers | undefined;
   let jobRedis: RedisClient | undefined;
   let concurrencyTimer: NodeJS.Timeout | undefined;
+  let stopTrimming: (() => void) | undefined;
   let pushReloads: LivePushReloads | undefined;
   if (works) {
     // The global concurrency lives in Redis: a Redis restarted without persistence, or wiped, has
@@ -164,6 +166,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     redis.on('ready', () => void applyConcurrency());
     concurrencyTimer = setInterval(() => void applyConcurrency(), config.worker.concurrencyCheckIntervalMs);
     concurrencyTimer.unref();
+    stopTrimming = trimEventStreamsPeriodically(redis, keys, clock, config.events.retentionSeconds, redisLog);
     jobRedis = createJobConnection(config.redis, redisLog);
     // Reloads are pushed to Plain by the worker that lands a card (src/plain/push-reloads.ts says why).
     const pushDeps = { redis: jobRedis, keys, clock, metrics, log: log.child({ component: 'plain-api' }) };
@@ -295,6 +298,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       log.info({ role }, 'shutting down');
       await Promise.all([app.close(), opsApp?.close()]);
       clearInterval(concurrencyTimer);
+      stopTrimming?.();
       await workers?.close();
       await pushReloads?.close();
       jobRedis?.disconnect();
