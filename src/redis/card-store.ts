@@ -12,7 +12,7 @@ import type { NearCache } from '../near-cache/near-cache.js';
 import { ComponentsJson } from './components-json.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import type { TtlOverrides } from '../core/ttl-overrides.js';
-import type { RefreshNotice } from '../refresh/single-flight.js';
+import type { RefreshNotice } from './single-flight.js';
 import { decodeCardState, decodeForServing } from './card-codec.js';
 import { CardWriter, type OwnedMarkers } from './card-writes.js';
 import { CustomerLookup, type CustomerRef } from './customer-lookup.js';
@@ -260,7 +260,7 @@ export class CardStore {
   }
 
   /**
-   * A refresh job's outcome (see src/refresh/single-flight.ts): its cards' events and projections,
+   * A refresh job's outcome (see single-flight.ts): its cards' events and projections,
    * its in-flight markers released and `notice` published to waiting requests, in one step.
    * @returns the stream ids of the appended events
    */

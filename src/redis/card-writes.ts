@@ -9,7 +9,7 @@ import type { CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import { evolve, evolveKept, keepUntil, type CardState, type RetentionPolicy } from '../core/card-state.js';
 import type { Clock } from '../core/clock.js';
 import { evolveOverrides, NO_TTL_OVERRIDES, type TtlOverrides } from '../core/ttl-overrides.js';
-import type { RefreshNotice } from '../refresh/single-flight.js';
+import type { RefreshNotice } from './single-flight.js';
 import { decodeProjection, encodeComponents, encodeProjection } from './card-codec.js';
 import { CardCommands, type CardWrite, type StreamTarget, type WriteResult } from './card-commands.js';
 import type { CommandClient } from './commands/index.js';

@@ -10,7 +10,7 @@
 import type { CardRef } from '../core/card-ref.js';
 import { failedEvent } from './card-loads.js';
 import { jobCardRefs, loadContext, type ProcessorDeps } from './refresh-processor.js';
-import { refreshNotice } from './single-flight.js';
+import { refreshNotice } from '../redis/single-flight.js';
 import { RefreshJobDataSchema } from './refresh-job.js';
 
 /**

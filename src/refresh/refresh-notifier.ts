@@ -6,7 +6,7 @@
  */
 import type { RedisClient } from '../redis/connections.js';
 import type { Logger } from 'pino';
-import { parseRefreshNotice, type RefreshOutcome } from './single-flight.js';
+import { parseRefreshNotice, type RefreshOutcome } from '../redis/single-flight.js';
 
 export type Outcome = RefreshOutcome;
 type Resolve = (outcome: Outcome) => void;

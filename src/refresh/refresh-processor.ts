@@ -10,7 +10,7 @@ import type { CardRef } from '../core/card-ref.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
 import type { CardStore } from '../redis/card-store.js';
-import { refreshNotice } from './single-flight.js';
+import { refreshNotice } from '../redis/single-flight.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PushReloads } from '../plain/push-reloads.js';
 import { callUpstream } from '../upstream/upstream-client.js';

@@ -12,7 +12,7 @@ import type { KeyLayout } from '../redis/keys.js';
 import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
 import { REFRESH_JOB_NAME, REFRESH_QUEUE_NAME, type RefreshJobData } from './refresh-job.js';
 import type { Metrics, QueueState } from '../observability/metrics.js';
-import { SingleFlight } from './single-flight.js';
+import { SingleFlight } from '../redis/single-flight.js';
 import type { QueueBound } from './queue-bound.js';
 
 /** What a refresh needs to know about the request that asked for it. */

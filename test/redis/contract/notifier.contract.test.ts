@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cardRefId } from '../../../src/core/card-ref.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { RefreshNotifier } from '../../../src/refresh/refresh-notifier.js';
-import { parseRefreshNotice, refreshNotice } from '../../../src/refresh/single-flight.js';
+import { parseRefreshNotice, refreshNotice } from '../../../src/redis/single-flight.js';
 import { LogSink } from '../../helpers/harness.js';
 import { failed, ref, refreshed } from './events.js';
 import { redisTargets, TargetContext } from './redis-target.js';

@@ -4,7 +4,7 @@
  * recorded outcome releases the job's markers (only those it still holds) with its events.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { SingleFlight, refreshNotice } from '../../../src/refresh/single-flight.js';
+import { SingleFlight, refreshNotice } from '../../../src/redis/single-flight.js';
 import { ref, refreshed } from './events.js';
 import { redisTargets, TargetContext } from './redis-target.js';
 

@@ -17,9 +17,9 @@
 import { z } from 'zod';
 import { cardRefId, type CardRef } from '../core/card-ref.js';
 import type { CardStateEvent } from '../core/card-events.js';
-import { CardCommands } from '../redis/card-commands.js';
-import type { CommandClient } from '../redis/commands/index.js';
-import type { KeyLayout } from '../redis/keys.js';
+import { CardCommands } from './card-commands.js';
+import type { CommandClient } from './commands/index.js';
+import type { KeyLayout } from './keys.js';
 
 export type RefreshOutcome = 'refreshed' | 'failed';
 
