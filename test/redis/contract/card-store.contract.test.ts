@@ -179,4 +179,22 @@ describe.each(redisTargets())('card store on $name', (target) => {
     expect(summary).toMatchObject({ eventsRead: 24 + 4 + 3 + 1 + 1, cardsWritten: 25, cardsExpired: 0, overrides: 1, skipped: 0 });
     expect(await snapshotDerivedKeys(redis, ctx.keys)).toEqual(live);
   });
+
+  it('replaces the derived keys of the layout before the shards on replay (an upgrade)', async () => {
+    ctx = new TargetContext(target);
+    const store = ctx.store();
+    const redis = ctx.client();
+    await store.applyCardEvents([refreshed(ref('c_1'), Date.now() - 1000, 'v1')]);
+    const p = ctx.prefix;
+    const old = [`${p}:{w_1:c_1}:card:alpha`, `${p}:{w_1:c_1}:cards`, `${p}:customer-index:id:c_1`, `${p}:ttl-overrides`];
+    for (const key of old) await redis.set(key, 'left by the old layout');
+    const live = await snapshotDerivedKeys(redis, ctx.keys);
+    for (const key of old) expect(live[key], key).toBe('left by the old layout');
+
+    const summary = await replayEventLog({ redis, store, keys: ctx.keys });
+    expect(summary).toMatchObject({ eventsRead: 1, cardsWritten: 1, keysDeleted: Object.keys(live).length });
+    for (const key of old) expect(await redis.exists(key), key).toBe(0);
+    const rebuilt = await snapshotDerivedKeys(redis, ctx.keys);
+    expect(rebuilt).toEqual(Object.fromEntries(Object.entries(live).filter(([key]) => !old.includes(key))));
+  });
 });
