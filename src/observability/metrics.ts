@@ -3,7 +3,7 @@
  * configuration (card keys, upstream names) or fixed enums, never from request data.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { answersPing, type RedisClient } from '../redis/connections.js';
+import { answersPing, isUsable, type RedisClient } from '../redis/connections.js';
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
 import { REFRESH_TRIGGERS } from '../core/refresh-trigger.js';
 import type { FlushReason, NearCache } from '../near-cache/near-cache.js';
@@ -182,12 +182,12 @@ export class Metrics {
     });
     this.redisUp = new Gauge({
       name: 'cardproxy_redis_up',
-      help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0.",
+      help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0. On a Redis Cluster, usable means with every master that serves slots (the command connection: each answers PING).",
       labelNames: ['role'],
       registers,
       async collect() {
         const connections = metrics.#redisConnections?.() ?? [];
-        const up = await Promise.all(connections.map(({ role, client }) => (role === 'command' ? answersPing(client, REDIS_PING_TIMEOUT_MS) : client.status === 'ready')));
+        const up = await Promise.all(connections.map(({ role, client }) => (role === 'command' ? answersPing(client, REDIS_PING_TIMEOUT_MS) : isUsable(client))));
         this.reset();
         connections.forEach(({ role }, i) => this.set({ role }, up[i] ? 1 : 0));
       },

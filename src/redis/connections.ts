@@ -186,16 +186,35 @@ export async function answersPing(client: RedisClient, timeoutMs: number): Promi
   }
 }
 
+/**
+ * Whether the client is usable, without a round trip: ready and, on a cluster, holding a
+ * connection (not a lost one) to every master that serves slots.
+ */
+export function isUsable(client: RedisClient): boolean {
+  if (client.status !== 'ready') return false;
+  return !isCluster(client) || slotMasters(client) !== null;
+}
+
+/**
+ * The connections to the masters named in a cluster's slot map, or null when one is missing or
+ * lost (ioredis drops a master's connection when it goes, and takes it back on a slot refresh).
+ */
+function slotMasters(cluster: Cluster): Redis[] | null {
+  const owners = new Set(cluster.slots.map((nodes) => nodes[0]).filter((key) => key !== undefined));
+  const pool = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+  const masters = [...owners].map((key) => pool.get(key));
+  const lost = (node: Redis | undefined) => node === undefined || ['close', 'end', 'reconnecting'].includes(node.status);
+  return owners.size === 0 || masters.some(lost) ? null : (masters as Redis[]);
+}
+
 /** Every master named in the client's slot map is connected and answers PING. */
 async function mastersAnswer(cluster: Cluster): Promise<boolean> {
-  const owners = new Set(cluster.slots.map((nodes) => nodes[0]).filter((key) => key !== undefined));
-  const connected = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
-  const missing = [...owners].filter((key) => !connected.has(key));
-  if (owners.size === 0 || missing.length > 0) {
+  const masters = slotMasters(cluster);
+  if (masters === null) {
     // A master that was gone is taken back only on a slot refresh: ask for one now.
     cluster.refreshSlotsCache();
     return false;
   }
-  const replies = await Promise.all([...owners].map((key) => connected.get(key)!.ping()));
+  const replies = await Promise.all(masters.map((node) => node.ping()));
   return replies.every((reply) => reply === 'PONG');
 }
