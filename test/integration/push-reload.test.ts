@@ -14,9 +14,11 @@ import {
   eventually,
   ManualClock,
   postCards,
+  redisModes,
   startTestProxy,
   startTestUpstream,
   testConfig,
+  type RedisMode,
   type TestProxy,
 } from '../helpers/harness.js';
 
@@ -34,14 +36,14 @@ async function slowUpstream(): Promise<FakeUpstream> {
   return startTestUpstream((call) => ({ body: cardsReply(call), delayMs: SLOW_MS }));
 }
 
-function pushConfig(legacy: FakeUpstream, plain: FakePlainApi, overrides: Record<string, unknown> = {}, api: Record<string, unknown> = {}): Config {
+function pushConfig(legacy: FakeUpstream, plain: FakePlainApi, overrides: Record<string, unknown> = {}, api: Record<string, unknown> = {}, mode: RedisMode = 'single'): Config {
   return testConfig(legacy.url, {
     budgetMs: 800,
     plain: { signingSecrets: ['plain-secret'], api: { url: plain.url, apiKey: FAKE_PLAIN_API_KEY, ...api } },
     upstreams: { legacy: { url: legacy.url, timeoutMs: 5000, concurrency: 4, retries: 0 } },
     cards: { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy', scope: 'thread' } },
     ...overrides,
-  });
+  }, mode);
 }
 
 const signed = (body: unknown) => {
@@ -70,10 +72,10 @@ async function expectOutcomes(proxy: TestProxy, expected: Record<PlainReloadOutc
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 describe('push reload to Plain (SPEC 11)', () => {
-  it('heals placeholders: one mutation per card and context, with Plain’s config ids and the thread id or null', async () => {
+  it.each(redisModes())('heals placeholders: one mutation per card and context, with Plain’s config ids and the thread id or null (%s Redis)', async (mode) => {
     const legacy = await slowUpstream();
     const plain = await startFakePlainApi({ configs: CONFIGS });
-    const proxy = await startTestProxy(pushConfig(legacy, plain));
+    const proxy = await startTestProxy(pushConfig(legacy, plain, {}, {}, mode));
 
     const [inThread, outsideThread] = await Promise.all([
       post(proxy, cardsBody(['alpha', 'beta'], 'c_1', { thread: { id: 'th_1', externalId: null } })),
@@ -141,10 +143,10 @@ describe('push reload to Plain (SPEC 11)', () => {
     ]);
   });
 
-  it('is sent by the worker process that landed the card; the serve process answers the follow-up from the cache', async () => {
+  it.each(redisModes())('is sent by the worker process that landed the card; the serve process answers the follow-up from the cache (%s Redis)', async (mode) => {
     const legacy = await slowUpstream();
     const plain = await startFakePlainApi({ configs: CONFIGS });
-    const config = pushConfig(legacy, plain);
+    const config = pushConfig(legacy, plain, {}, {}, mode);
     const serve = await startTestProxy(config, 'serve', { listen: true });
     const worker = await startTestProxy(config, 'worker');
     const followUps: number[] = [];
