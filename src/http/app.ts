@@ -12,6 +12,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { CardResolver } from '../service/card-resolver.js';
 import { errorAnswerOf, handleError, handleNotFound, sendError } from './errors.js';
 import { LogRateLimit } from '../observability/log-rate-limit.js';
+import { lazyRequestLogger } from '../observability/request-logger.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { consoleRoutes } from './routes/console.js';
@@ -53,6 +54,7 @@ function serverOptions(log: Logger) {
     loggerInstance: log as FastifyBaseLogger,
     // `/cards` logs one line of its own per request, with each key's outcome.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLogger,
     // Keep-alive longer than typical load balancer idle time-outs, so they close first.
     keepAliveTimeout: 72_000,
     requestTimeout: 30_000,

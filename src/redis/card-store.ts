@@ -151,19 +151,20 @@ export class CardStore {
     return { states, served };
   }
 
-  /** Stores a state read from Redis in the near cache, its components as their JSON text. */
+  /** Stores a state read from Redis in the near cache, its components as bytes of their own. */
   #keepNear(key: string, cardKey: string, state: ServedCardState): void {
     const until = keepUntil(state, this.#retentionFor(cardKey));
     if (until === null) return;
+    let size = 0;
     let kept = state;
     const components = state.data?.components;
-    let json: ComponentsJson | undefined;
     if (components != null) {
-      // Only the text is kept (not the bytes it was decoded from).
-      json = new ComponentsJson(components instanceof ComponentsJson ? components.text : JSON.stringify(components));
-      kept = { ...state, data: { ...state.data!, components: json } };
+      // A copy: bytes read from Redis may be a slice of the client's whole read buffer.
+      const bytes = components instanceof ComponentsJson ? Buffer.from(components.bytes) : Buffer.from(JSON.stringify(components), 'utf8');
+      size = bytes.length;
+      kept = { ...state, data: { ...state.data!, components: ComponentsJson.fromBytes(bytes) } };
     }
-    this.#near!.put(key, kept, until, json?.memoryBytes ?? 0);
+    this.#near!.put(key, kept, until, size);
   }
 
   /** Reads whole card states (refresh worker, invalidation, the admin API): one customer's, one MGET. */

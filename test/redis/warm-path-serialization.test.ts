@@ -93,8 +93,26 @@ describe('serializeCardsAnswer', () => {
       { key: 'b', timeToLiveSeconds: 300, components: components as PlainCard['components'] },
       { key: 'c', timeToLiveSeconds: 1, components: [] },
     ];
-    expect(serializeCardsAnswer({ cards })).toBe(JSON.stringify({ cards }));
-    expect(serializeCardsAnswer({ cards: [] })).toBe(JSON.stringify({ cards: [] }));
+    expect(serializeCardsAnswer({ cards }).toString('utf8')).toBe(JSON.stringify({ cards }));
+    expect(serializeCardsAnswer({ cards: [] }).toString('utf8')).toBe(JSON.stringify({ cards: [] }));
+  });
+
+  it('gives every answer bytes of its own while answers are cut from shared slabs (small and large ones)', () => {
+    // Answers of 5 cards of ~2 KB, many slabs' worth, and some too large for a slab, all kept alive.
+    const card = (n: number, size: number): PlainCard => ({
+      key: `k${n}`,
+      timeToLiveSeconds: n,
+      components: ComponentsJson.fromBytes(Buffer.from(JSON.stringify([{ componentText: { text: String(n % 10).repeat(size) } }]))),
+    });
+    const expected: string[] = [];
+    const answers: Buffer[] = [];
+    for (let i = 0; i < 300; i++) {
+      const cards = Array.from({ length: i % 50 === 0 ? 25 : 5 }, (_, j) => card(i + j, 2000 + (i % 7)));
+      answers.push(serializeCardsAnswer({ cards }));
+      expected.push(JSON.stringify({ cards }));
+    }
+    expect(answers.map((a) => a.toString('utf8'))).toEqual(expected);
+    expect(answers.every((a) => a.length === Buffer.byteLength(expected[answers.indexOf(a)]!))).toBe(true);
   });
 
   it.each(componentSets.map((c, i) => [i, c] as const))('writes components set %i kept as stored JSON text byte for byte', (_i, components) => {
@@ -106,7 +124,7 @@ describe('serializeCardsAnswer', () => {
     ];
     const parsed: PlainCard[] = [asText[0]!, { key: 'b', timeToLiveSeconds: 300, components: components as PlainCard['components'] }];
     // The text is spliced in unchanged, and a generic JSON.stringify (toJSON) gives the same bytes.
-    expect(serializeCardsAnswer({ cards: asText })).toBe(JSON.stringify({ cards: parsed }));
+    expect(serializeCardsAnswer({ cards: asText }).toString('utf8')).toBe(JSON.stringify({ cards: parsed }));
     expect(JSON.stringify({ cards: asText })).toBe(JSON.stringify({ cards: parsed }));
   });
 });
