@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { admin } from '../helpers/admin-client.js';
 import { cardsReply, textOf } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, redisModes, startTestProxy, startTestUpstream, testConfig, type RedisMode } from '../helpers/harness.js';
 import { runCli } from '../helpers/run-cli.js';
 
 let dir: string;
@@ -21,7 +21,7 @@ afterEach(async () => {
   await cleanupProxies();
 });
 
-async function setup(opts: { delayMs?: number; concurrency?: number; maxQueued?: number; role?: 'start' | 'serve' } = {}) {
+async function setup(opts: { delayMs?: number; concurrency?: number; maxQueued?: number; role?: 'start' | 'serve'; mode?: RedisMode } = {}) {
   const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: opts.delayMs ?? 0 }));
   const config = testConfig(legacy.url, {
     admin: { token: 'warm-token' },
@@ -29,7 +29,7 @@ async function setup(opts: { delayMs?: number; concurrency?: number; maxQueued?:
     upstreams: { legacy: { url: legacy.url, concurrency: opts.concurrency ?? 4, timeoutMs: 5000 } },
     cards: { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy', scope: 'thread' } },
     ...(opts.maxQueued ? { warming: { maxQueued: opts.maxQueued } } : {}),
-  });
+  }, opts.mode);
   const proxy = await startTestProxy(config, opts.role ?? 'start');
   return { legacy, proxy, config };
 }
@@ -116,8 +116,8 @@ describe('warm (CLI)', () => {
 });
 
 describe('priorities (SPEC 10.4), upstream concurrency 1', () => {
-  it('a waiting request beats thirty queued warm jobs, and a request joining a queued warm job is not stuck behind the others', async () => {
-    const { legacy, proxy } = await setup({ delayMs: 150, concurrency: 1 });
+  it.each(redisModes())('a waiting request beats thirty queued warm jobs, and a request joining a queued warm job is not stuck behind the others (%s Redis)', async (mode) => {
+    const { legacy, proxy } = await setup({ delayMs: 150, concurrency: 1, mode });
     const customers = Array.from({ length: 30 }, (_, i) => ({ id: `w_${i}` }));
     expect((await warm(proxy, { workspaceId: 'w_test', customers })).body.queued).toBe(30);
     await legacy.waitForCalls(1);

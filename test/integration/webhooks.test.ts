@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signBody } from '../../src/core/signature.js';
 import { cardsReply } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, startTestUpstream, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, redisModes, startTestProxy, startTestUpstream, testConfig, type RedisMode, type TestProxy } from '../helpers/harness.js';
 
 const SECRET = 'whsec-test';
 
@@ -65,9 +65,9 @@ async function webhookCounts(proxy: TestProxy): Promise<Record<string, number>> 
   return Object.fromEntries(values.filter((v) => v.value > 0).map((v) => [`${v.labels.type} ${v.labels.outcome}`, v.value]));
 }
 
-async function setup(cards: Record<string, unknown> = { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy', scope: 'thread' } }) {
+async function setup(cards: Record<string, unknown> = { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy', scope: 'thread' } }, mode: RedisMode = 'single') {
   const legacy = await startTestUpstream((call) => ({ body: cardsReply(call) }));
-  const config = testConfig(legacy.url, { plain: { signingSecrets: [SECRET] }, budgetMs: 3000, cards });
+  const config = testConfig(legacy.url, { plain: { signingSecrets: [SECRET] }, budgetMs: 3000, cards }, mode);
   const proxy = await startTestProxy(config);
   return { legacy, proxy };
 }
@@ -105,8 +105,8 @@ describe('POST /webhooks/plain: checks in order', () => {
 });
 
 describe('POST /webhooks/plain: warming', () => {
-  it('warms customer- and thread-scope cards with the body Plain would have sent, at once, and once per delivery id', async () => {
-    const { legacy, proxy } = await setup();
+  it.each(redisModes())('warms customer- and thread-scope cards with the body Plain would have sent, at once, and once per delivery id (%s Redis)', async (mode) => {
+    const { legacy, proxy } = await setup(undefined, mode);
     legacy.setHandler((call) => ({ body: cardsReply(call), delayMs: 1500 })); // slower than the answer may be
     const delivery = envelope('thread.email_received', threadPayload('c_1'));
     const started = performance.now();
@@ -158,8 +158,8 @@ describe('POST /webhooks/plain: warming', () => {
     expect(legacy.calls[0]!.keys).toEqual(['alpha']);
   });
 
-  it('invalidates an updated customer and indexes the new identifiers', async () => {
-    const { legacy, proxy } = await setup({ alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy' } });
+  it.each(redisModes())('invalidates an updated customer and indexes the new identifiers (%s Redis)', async (mode) => {
+    const { legacy, proxy } = await setup({ alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy' } }, mode);
     // Two keys: a single-key request for a card answered moments ago would be a manual reload.
     await cards(proxy, cardsBody(['alpha', 'beta'], 'c_5'));
     await legacy.waitForCalls(1);
@@ -174,7 +174,7 @@ describe('POST /webhooks/plain: warming', () => {
     expect([state?.customerEmail, state?.customerExternalId]).toEqual(['New@Example.com', 'ext-new']);
     expect(await proxy.store.findCustomers('email', 'new@example.com')).toEqual([{ workspaceId: 'w_test', customerId: 'c_5' }]);
     expect(await proxy.store.findCustomers('externalId', 'ext-new')).toEqual([{ workspaceId: 'w_test', customerId: 'c_5' }]);
-    const reasons = (await proxy.redis.xrange(proxy.store.keys.eventStream(0), '-', '+')).map(([, f]) => JSON.parse(f[3]!) as { reason?: string });
+    const reasons = (await proxy.redis.xrange(proxy.store.keys.eventStream(proxy.store.keys.shardOf('w_test', 'c_5')), '-', '+')).map(([, f]) => JSON.parse(f[3]!) as { reason?: string });
     expect(reasons.filter((d) => d.reason === 'webhook')).toHaveLength(2);
     // Served stale on the next load, and refreshed.
     expect((await cards(proxy, cardsBody(['alpha', 'beta'], 'c_5'))).body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([15, 15]);
