@@ -20,6 +20,8 @@ export interface RedisCluster {
    * data) and waits until every node says `cluster_state:ok`.
    */
   restartMaster(index: number): Promise<void>;
+  /** `restartMaster` for several masters at once (all of them, after a whole-cluster outage). */
+  restartMasters(indexes: readonly number[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -121,6 +123,13 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     throw err;
   }
   const killAll = () => nodes.forEach((n) => n.child.kill('SIGKILL'));
+  const restartMasters = async (indexes: readonly number[]) => {
+    for (const index of indexes) {
+      const old = nodes[index]!;
+      nodes[index] = spawnNode({ port: old.port, busPort: old.busPort, dir: old.dir });
+    }
+    await until('the restarted masters back with cluster_state:ok everywhere', 30_000, () => allOk(nodes));
+  };
   process.once('exit', killAll);
 
   return {
@@ -128,11 +137,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     async killMaster(index) {
       await stopNode(nodes[index]!);
     },
-    async restartMaster(index) {
-      const old = nodes[index]!;
-      nodes[index] = spawnNode({ port: old.port, busPort: old.busPort, dir: old.dir });
-      await until('the restarted master back with cluster_state:ok everywhere', 30_000, () => allOk(nodes));
-    },
+    restartMaster: (index) => restartMasters([index]),
+    restartMasters,
     async stop() {
       process.off('exit', killAll);
       await Promise.all(nodes.map(stopNode));

@@ -4,6 +4,7 @@
  * does. Requests keep their budget throughout, `/readyz` and `cardproxy_redis_up` say what is
  * going on, and everything on the restarted master recovers by itself: its customers' cards are
  * loaded again through the queue, and the queue's global concurrency (lost with it) is set again.
+ * And a process started while the whole cluster is down starts all the same, in degraded mode.
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,8 +45,8 @@ async function untilReadyz(proxy: TestProxy, status: number, timeoutMs: number):
 const answerTexts = (res: { body: { cards: Array<{ key: string }> } }) => res.body.cards.map((c) => textOf(c));
 const calls = (legacy: FakeUpstream, customerId: string) => legacy.calls.filter((c) => c.customerId === customerId).length;
 
-describe.skipIf(!redisClusterToolsInstalled())('a Redis Cluster master killed and restarted without its data', () => {
-  it('answers within the budget meanwhile, reports it, and recovers by itself', async () => {
+describe.skipIf(!redisClusterToolsInstalled())('Redis Cluster outages', () => {
+  it('one master killed and restarted without its data: answers within the budget meanwhile, reports it, and recovers by itself', async () => {
     cluster = await startRedisCluster();
     const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 50 }));
     const keyPrefix = `test-cluster-outage-${randomUUID().slice(0, 8)}`;
@@ -130,5 +131,31 @@ describe.skipIf(!redisClusterToolsInstalled())('a Redis Cluster master killed an
     console.info(`cluster outage: a cold customer on the restarted master answered in ${Math.round(cold.ms)} ms (budget ${BUDGET_MS} ms)`);
     expect(cold.ms).toBeLessThan(BUDGET_MS - 200);
     console.info(`cluster outage: /readyz 503 ${Math.round(down)} ms after the kill, 200 ${Math.round(up)} ms after cluster_state:ok`);
+  }, 60_000);
+
+  it('starts while the whole cluster is down, answers in degraded mode, and recovers by itself once it is back', async () => {
+    cluster = await startRedisCluster();
+    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 50 }));
+    const config = testConfig(legacy.url, {
+      redis: { url: redisUrl(), clusterNodes: [...cluster.nodes], keyPrefix: `test-cluster-down-${randomUUID().slice(0, 8)}` },
+      budgetMs: BUDGET_MS,
+    });
+    await Promise.all([0, 1, 2].map((i) => cluster!.killMaster(i)));
+    const started = performance.now();
+    const proxy = await startTestProxy(config);
+    expect(performance.now() - started).toBeLessThan(6000);
+    expect(await readyz(proxy)).toBe(503);
+    const degraded = await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_1'));
+    expect(answerTexts(degraded)).toEqual(['alpha for c_1', 'beta for c_1']);
+    expect(degraded.ms).toBeLessThan(BUDGET_MS + 200);
+
+    await cluster.restartMasters([0, 1, 2]);
+    const up = await untilReadyz(proxy, 200, 5000);
+    // Loaded once through the queue, then answered from the cache.
+    const before = calls(legacy, 'c_2');
+    for (let i = 0; i < 2; i++) expect(answerTexts(await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_2')))).toEqual(['alpha for c_2', 'beta for c_2']);
+    expect(calls(legacy, 'c_2')).toBe(before + 1);
+    expect(Number((await proxy.metrics.degradedAnswers.get()).values[0]?.value)).toBe(1); // only the answer while it was down
+    console.info(`cluster down at start: started in ${Math.round(performance.now() - started)} ms in all; /readyz 200 ${Math.round(up)} ms after cluster_state:ok`);
   }, 60_000);
 });
