@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { cardsReply, startFakeUpstream, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, testConfig } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, redisModes, startTestProxy, testConfig, type RedisMode } from '../helpers/harness.js';
 import { admin } from '../helpers/admin-client.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
 
@@ -52,18 +52,18 @@ const json = (result: CliResult) => {
   return JSON.parse(result.stdout) as any;
 };
 
-async function setup() {
+async function setup(mode: RedisMode = 'single') {
   let version = 1;
   const legacy = await startFakeUpstream((call) => ({ body: cardsReply(call, { text: (key) => `${key} v${version}` }) }));
   upstreams.push(legacy);
-  const config = testConfig(legacy.url, { admin: { token: 'cli-test-token' }, budgetMs: 3000 });
+  const config = testConfig(legacy.url, { admin: { token: 'cli-test-token' }, budgetMs: 3000 }, mode);
   const proxy = await startTestProxy(config);
   return { legacy, config, proxy, file: configFile(config), bump: () => (version += 1) };
 }
 
 describe('ttl', () => {
-  it('sets, lists and clears overrides, which a running server sees at once', async () => {
-    const { proxy, file } = await setup();
+  it.each(redisModes())('sets, lists and clears overrides, which a running server sees at once (%s Redis)', async (mode) => {
+    const { proxy, file } = await setup(mode);
     const set = await cli(['ttl', 'set', 'alpha', '42', '--config', file]);
     expect(set.code, set.stderr).toBe(0);
     expect(set.stdout).toMatch(/^KEY\s+UPSTREAM\s+SCOPE\s+TTL\s+STALE\s+OVERRIDE\nalpha\s+legacy\s+customer\s+300\s+86400\s+42\n$/);
@@ -102,8 +102,8 @@ describe('ttl', () => {
 });
 
 describe('invalidate', () => {
-  it('marks a customer’s cards stale by email, and with --refresh queues their refresh', async () => {
-    const { legacy, proxy, file, bump } = await setup();
+  it.each(redisModes())('marks a customer’s cards stale by email, and with --refresh queues their refresh (%s Redis)', async (mode) => {
+    const { legacy, proxy, file, bump } = await setup(mode);
     await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_1'));
     bump();
 
