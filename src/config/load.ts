@@ -150,6 +150,19 @@ export interface LoadOptions {
   readonly needs?: readonly string[];
 }
 
+/** Whether the file or `REDIS_CLUSTER_NODES` names cluster nodes (then `redis.url` is not used). */
+function clusterNodesGiven(raw: unknown, env: Env): boolean {
+  if ((env.REDIS_CLUSTER_NODES ?? '').trim() !== '') return true;
+  const redis = isPlainObject(raw) ? raw.redis : undefined;
+  return isPlainObject(redis) && Array.isArray(redis.clusterNodes) && redis.clusterNodes.length > 0;
+}
+
+/**
+ * On a cluster, an unset variable in the unused `redis.url` (a manifest written for one Redis,
+ * `"${REDIS_URL}"`) stands for a placeholder URL instead of failing the file.
+ */
+const unusedRedisUrl: UnsetFallback = (name, path) => (path[0] === 'redis' && path[1] === 'url' ? `redis://unset.invalid/${name}` : undefined);
+
 /** Sections the operator commands (`ttl`, `invalidate`, `events`, `replay`) read. */
 export const OPERATOR_COMMAND_NEEDS = ['redis', 'cards', 'defaults', 'events', 'budgetMs'] as const;
 
@@ -173,7 +186,9 @@ function inertOutside(needs: readonly string[]): UnsetFallback {
  */
 export function parseConfig(raw: unknown, env: Env = process.env, opts: LoadOptions = {}): Config {
   const unset: RawIssue[] = [];
-  const substituted = substituteCollect(raw, env, [], unset, opts.needs ? inertOutside(opts.needs) : undefined);
+  const inert = opts.needs ? inertOutside(opts.needs) : undefined;
+  const unusedUrl = clusterNodesGiven(raw, env) ? unusedRedisUrl : undefined;
+  const substituted = substituteCollect(raw, env, [], unset, (name, path) => unusedUrl?.(name, path) ?? inert?.(name, path));
   const overrideIssues: RawIssue[] = [];
   const overridden = applyEnvOverrides(substituted, env, overrideIssues);
   // A reference to an unset variable does not matter where REDIS_URL or PORT replaces the value.

@@ -444,6 +444,13 @@ describe('environment', () => {
     expect(parseConfig({ ...minimal(), events: { shards: 3 } }, NO_ENV).events.shards).toBe(3);
   });
 
+  it('on a cluster, an unset ${NAME} in the unused redis.url does not matter', () => {
+    const raw = { ...minimal(), redis: { url: '${REDIS_URL}' } };
+    expect(parseConfig(raw, { REDIS_CLUSTER_NODES: 'redis://a:7000' }).redis.clusterNodes).toEqual(['redis://a:7000']);
+    expect(parseConfig({ ...raw, redis: { url: '${REDIS_URL}', clusterNodes: ['redis://a:7000'] } }, NO_ENV).redis.clusterNodes).toEqual(['redis://a:7000']);
+    expect(pathsOf(issuesOf(raw, {}))).toEqual(['redis.url']);
+  });
+
   it('names bad cluster nodes and shard counts', () => {
     expect(pathsOf(issuesOf(minimal(), { REDIS_CLUSTER_NODES: 'redis://a:7000,a:7001' }))).toEqual(['redis.clusterNodes[1]']);
     expect(issuesOf({ ...minimal(), redis: { clusterNodes: ['redis://:x@a:7000', 'redis://:y@b:7000'] } }, NO_ENV)).toEqual([
