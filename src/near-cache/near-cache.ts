@@ -235,6 +235,11 @@ export class NearCache {
     catchUp.resolve();
   }
 
+  /** Whether an entry for `key` is held (whether or not it may be served now). */
+  holds(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
   /** The entry for `key` if it may be served at `now` (card clock), marking it recently used. */
   get(key: string, now: number): NearEntry | undefined {
     const entry = this.#entries.get(key);

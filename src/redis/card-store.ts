@@ -94,8 +94,9 @@ export class CardStore {
     const near = this.#near;
     const now = this.#clock.now();
     let trusted = near?.trusted === true;
-    if (near && !trusted && near.continuous) {
-      // The feed fell behind: wait for its next confirmation rather than each reading Redis.
+    if (near && !trusted && near.continuous && cardKeys.some((key) => near.holds(key))) {
+      // The feed fell behind: wait for its next confirmation rather than each reading Redis (when
+      // there is something to gain: a request for cards it holds none of reads Redis anyway).
       await near.whenCaughtUp();
       trusted = near.trusted;
     }
