@@ -10,14 +10,17 @@ const active = new Set();
 
 /**
  * @param spec { url, connections, duration? (s), amount?, keys, customers: {prefix, count?, offset},
- *               threads?: {prefix}, timeout? (s) }
+ *               threads?: {prefix}, timeout? (s), cpu? (pin the load generator to this CPU) }
  */
 export function runLoad(spec) {
   const full = { workspaceId: WORKSPACE_ID, secret: SECRET, ...spec };
   // Hard bound: the run's own length plus a minute, whatever happens.
   const limitMs = ((spec.duration ?? 0) + (spec.timeout ?? 30)) * 1000 + 60_000 + (spec.amount ? 120_000 : 0);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER, JSON.stringify(full)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // `cpu`: run the load generator on that CPU only (taskset), away from the server it measures.
+    const argv = [process.execPath, WORKER, JSON.stringify(full)];
+    const [command, ...args] = spec.cpu === undefined ? argv : ['taskset', '-c', String(spec.cpu), ...argv];
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     active.add(child);
     let out = '';
     let err = '';

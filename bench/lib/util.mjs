@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { createHmac } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 export const HOST = '127.0.0.1';
 
@@ -100,4 +101,26 @@ export function processCpuMs(pid) {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return ((utime + stime) * 1000) / clockTicks;
+}
+
+/**
+ * CPU pinning for measurements of server CPU: the server processes on CPU 0 and the load
+ * generator on CPU 1, so that neither takes the other's core (the way issue 13 measured). Off
+ * with BENCH_PIN=0, and on a machine with one CPU or without `taskset`.
+ */
+export function cpuPinning() {
+  if (process.env.BENCH_PIN === '0' || cpus().length < 2) return null;
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
+  return {
+    server: 0,
+    load: 1,
+    /** Pins every thread of process `pid` to the server CPU. */
+    pinServer(pid) {
+      execFileSync('taskset', ['-a', '-c', '-p', '0', String(pid)], { stdio: 'ignore' });
+    },
+  };
 }
