@@ -278,5 +278,8 @@ export function configWarnings(config: Config): string[] {
         `(${longest.ttlSeconds} + ${longest.staleSeconds} = ${total}): replay can only restore cards whose events are still retained`,
     );
   }
+  if (config.redis.clusterNodes.length > 0 && config.events.shards === 1) {
+    warnings.push('events.shards is 1 on a Redis Cluster: every card and the whole event log live in one slot, on one master');
+  }
   return warnings;
 }

@@ -469,6 +469,13 @@ describe('environment', () => {
 });
 
 describe('configWarnings', () => {
+  it('warns when a Redis Cluster gets one event shard (everything on one master)', () => {
+    const warnings = (events: Record<string, unknown>) =>
+      configWarnings(parseConfig({ ...minimal(), plain: { signingSecrets: ['s'] }, redis: { clusterNodes: ['redis://a:7000'] }, events }, NO_ENV));
+    expect(warnings({ shards: 1 })).toEqual(['events.shards is 1 on a Redis Cluster: every card and the whole event log live in one slot, on one master']);
+    expect(warnings({})).toEqual([]);
+  });
+
   it('warns when no signing secret is configured', () => {
     expect(configWarnings(parseConfig(minimal(), NO_ENV))).toEqual([
       'no plain.signingSecrets configured: requests to /cards are not authenticated',
