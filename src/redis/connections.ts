@@ -60,7 +60,8 @@ function connect(endpoint: RedisEndpoint, options: ConnectionOptions, cluster: P
     ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
   };
   return new Cluster(
-    seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
+    // `[::1]` in a URL is `::1` to a socket.
+    seeds.map((url) => ({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) })),
     {
       redisOptions,
       clusterRetryStrategy,
