@@ -122,8 +122,9 @@ describe.skipIf(!redisClusterToolsInstalled())('costs on a Redis Cluster next to
     const three = await measure({ clusterNodes: [...cluster!.nodes] }, cluster!.nodes.map((url) => Number(new URL(url).port)));
     console.info(`cardproxy costs, ${CUSTOMERS} customers × 2 cards of ~2 KB:\n  one Redis:     ${JSON.stringify(one)}\n  Redis Cluster: ${JSON.stringify(three)}`);
     for (const costs of [one, three]) expect(costs.warm).toEqual({ commands: 1, inScripts: 0 }); // one MGET
-    expect(three.refresh.cardCommands).toBe(one.refresh.cardCommands);
-    // Inside the scripts only a PEXPIRE now and then differs (a TTL extended or not, by timing).
+    // The same commands (measured: 10 in both); a slow moment may add a look at an in-flight
+    // marker, and inside the scripts a PEXPIRE (a TTL extended or not) depends on timing.
+    expect(Math.abs(three.refresh.cardCommands - one.refresh.cardCommands)).toBeLessThanOrEqual(0.5);
     expect(Math.abs(three.refresh.cardInScripts - one.refresh.cardInScripts)).toBeLessThanOrEqual(1);
     expect(three.bytesPerCard / one.bytesPerCard).toBeGreaterThan(0.9);
     expect(three.bytesPerCard / one.bytesPerCard).toBeLessThan(1.2);
