@@ -40,6 +40,11 @@ export const MIN_CALL_TIME_MS = 100;
 export interface DirectWait {
   readonly signal: AbortSignal;
   readonly deadline: number;
+  /**
+   * Aborts when the cache answers again: from then on the call is not started (its requests read
+   * the cache instead); a call already at the upstream goes on.
+   */
+  readonly cacheBack?: AbortSignal;
 }
 
 /** One upstream call of this process and the requests that wait for it. */
@@ -51,6 +56,7 @@ interface DirectCall {
   waiters: number;
   /** The latest deadline of the requests that joined (clock ms): past it, the answer helps nobody. */
   until: number;
+  readonly cacheBack: AbortSignal | undefined;
 }
 
 export class DirectRefresher {
@@ -89,7 +95,7 @@ export class DirectRefresher {
       }
     }
     if (missing.length > 0) {
-      const call: DirectCall = { abort: new AbortController(), waiters: 0, until: wait.deadline, result: Promise.resolve(undefined) };
+      const call: DirectCall = { abort: new AbortController(), waiters: 0, until: wait.deadline, cacheBack: wait.cacheBack, result: Promise.resolve(undefined) };
       // The call looks at its waiters only after its first await: they are all counted by then.
       call.result = this.#call(context, group, missing.map((r) => r.cardKey), call);
       joined.add(call);
@@ -121,10 +127,11 @@ export class DirectRefresher {
     const { signal } = direct.abort;
     const target = { name: group.name, url: group.url, headers: group.headers, timeoutMs: group.timeoutMs, signingSecret: group.signingSecret };
     const call = { workspaceId: context.workspaceId, cardKeys: keys, customer: context.customer, thread: context.thread, tenant: context.tenant };
+    const slotWait = direct.cacheBack ? AbortSignal.any([signal, direct.cacheBack]) : signal;
     for (let attempt = 1; ; attempt++) {
-      const release = await this.#slots.acquire(group, { signal });
-      if (!release) return undefined; // nobody waits any more, or too many wait already
-      if (signal.aborted || direct.until - this.#clock.now() < MIN_CALL_TIME_MS) {
+      const release = await this.#slots.acquire(group, { signal: slotWait });
+      if (!release) return undefined; // nobody waits any more, the cache is back, or too many wait already
+      if (slotWait.aborted || direct.until - this.#clock.now() < MIN_CALL_TIME_MS) {
         release(); // the next caller in line decides for itself
         return undefined;
       }

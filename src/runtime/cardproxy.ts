@@ -22,6 +22,7 @@ import { createPushReloads, LivePushReloads } from '../plain/push-reloads.js';
 import { DirectRefresher } from '../refresh/direct-refresher.js';
 import { QueueBound } from '../refresh/queue-bound.js';
 import { JobWatch } from '../refresh/job-watch.js';
+import { CacheHealth } from '../service/cache-health.js';
 import { UpstreamSlots } from '../refresh/upstream-slots.js';
 import { redisSettingsWarnings } from '../redis/redis-settings.js';
 import { trimEventStreamsPeriodically } from '../redis/stream-trim.js';
@@ -193,6 +194,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let subscriber: RedisClient | undefined;
   let jobWatch: JobWatch | undefined;
+  let health: CacheHealth | undefined;
   let cards: { resolver: CardResolver; signingSecrets: readonly string[] } | undefined;
   let webhooks: Omit<WebhookRouteOptions, 'clock' | 'metrics'> | undefined;
   if (serves) {
@@ -201,7 +203,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     void notifier.start().catch((err: unknown) => log.warn({ err }, 'could not subscribe to refresh outcomes'));
     const direct = new DirectRefresher({ slots, metrics, clock, log });
     jobWatch = new JobWatch({ redis, keys, store, metrics, log: log.child({ component: 'refresh-scheduler' }) });
-    const resolver = new CardResolver({ store, scheduler, notifier, direct, jobWatch, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
+    health = new CacheHealth(redis);
+    const resolver = new CardResolver({ store, scheduler, notifier, direct, jobWatch, health, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
     cards = {
       resolver,
       get signingSecrets() {
@@ -303,6 +306,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
       await pushReloads?.close();
       jobRedis?.disconnect();
       jobWatch?.close();
+      health?.close();
       await scheduler.close();
       subscriber?.disconnect();
       await feed?.close();

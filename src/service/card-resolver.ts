@@ -29,6 +29,7 @@ import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
 import type { RefreshContext, RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
 import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher.js';
 import type { JobWatch } from '../refresh/job-watch.js';
+import type { CacheHealth } from './cache-health.js';
 import { RepeatedWarnings } from '../observability/repeated-warnings.js';
 
 /** One card of the response to Plain. */
@@ -61,6 +62,8 @@ export interface ResolverDeps {
   readonly direct: DirectRefresher;
   /** Tells waiting requests at once when the job they wait for vanishes from its queue. */
   readonly jobWatch?: JobWatch;
+  /** Whether Redis answers; absent: a request in the fall-back never reads the cache again. */
+  readonly health?: CacheHealth;
   readonly policies: ReadonlyMap<string, CardPolicy>;
   readonly groups: UpstreamGroups;
   readonly clock: Clock;
@@ -141,7 +144,8 @@ export class CardResolver {
       );
     } catch (err) {
       this.#warnings.warn(err, {}, 'cache unreachable: calling upstreams directly');
-      const direct = await this.#resolveDirect(context, items, items, deadline);
+      d.health?.markDown();
+      const direct = await this.#resolveDirect(context, items, items, deadline, d.health?.back);
       const answers = items.map((item) => direct.get(item.key)!);
       return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, read: undefined });
     }
@@ -251,8 +255,12 @@ export class CardResolver {
     }
   }
 
-  /** Redis is gone: call the upstreams from this process and serve what arrives in time. */
-  async #resolveDirect(context: RefreshContext, all: readonly Item[], load: readonly Item[], deadline: number): Promise<Map<string, CardAnswer>> {
+  /**
+   * Redis is gone: call the upstreams from this process and serve what arrives in time.
+   * @param cacheBack aborts when Redis answers again: calls not started by then are not, and their
+   *   requests are answered from the cache (a refresh queued for what it does not hold fresh)
+   */
+  async #resolveDirect(context: RefreshContext, all: readonly Item[], load: readonly Item[], deadline: number, cacheBack?: AbortSignal): Promise<Map<string, CardAnswer>> {
     const d = this.#d;
     const byGroup = new Map<UpstreamGroup, Item[]>();
     for (const item of load) byGroup.set(item.group, [...(byGroup.get(item.group) ?? []), item]);
@@ -261,18 +269,45 @@ export class CardResolver {
     const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
     const pending = new Map<string, Promise<DirectOutcome>>();
     for (const [group, items] of byGroup) {
-      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref), { signal: budget.signal, deadline })) pending.set(key, outcome);
+      for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref), { signal: budget.signal, deadline, cacheBack })) pending.set(key, outcome);
     }
     const expired = new Promise<undefined>((resolve) => budget.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     try {
       const settled = await Promise.all(all.map((item) => Promise.race([pending.get(item.key)!, expired])));
+      const turnedAway = all.filter((_, i) => settled[i] === undefined);
+      const fromCache = cacheBack?.aborted && !budget.signal.aborted && turnedAway.length > 0 ? await this.#readRecovered(context, turnedAway, deadline) : undefined;
       const answers = new Map<string, CardAnswer>();
-      all.forEach((item, i) => answers.set(item.key, directAnswer(item, settled[i], d)));
+      all.forEach((item, i) => answers.set(item.key, fromCache?.get(item.key) ?? directAnswer(item, settled[i], d)));
       return answers;
     } finally {
       clearTimeout(timer);
       budget.abort();
     }
+  }
+
+  /**
+   * Redis answers again while these cards' upstream calls had not started: what the cache holds
+   * (fresh, or stale within its window), and a refresh queued for every card it holds no fresh copy
+   * of. Cards it does not hold are left out (the caller answers their placeholder).
+   */
+  async #readRecovered(context: RefreshContext, items: readonly Item[], deadline: number): Promise<Map<string, CardAnswer>> {
+    const d = this.#d;
+    const answers = new Map<string, CardAnswer>();
+    const readBy = deadline + reserveMs(d.budgetMs) / 2;
+    const states = await withinMs(d.store.readStates(items.map((i) => i.ref)), readBy - d.clock.now()).catch(() => undefined);
+    if (!states) return answers;
+    const now = d.clock.now();
+    items.forEach((item, i) => {
+      const answer = answerAfterRefresh(now, states[i], item.policy, 'pending');
+      if (answer.source !== 'placeholder') answers.set(item.key, answer);
+    });
+    const stale = items.filter((item) => answers.get(item.key)?.source !== 'cache');
+    if (stale.length > 0) {
+      d.scheduler
+        .schedule(context, targetsOf(stale), { force: false, now, trigger: 'request', urgency: 'background' })
+        .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
+    }
+    return answers;
   }
 
   #finish(

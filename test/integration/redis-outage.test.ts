@@ -200,6 +200,29 @@ describe('Redis cut while serving', () => {
     console.info(`redis cut: 20 slow cold requests answered by ${Math.round(Math.max(...answers.map((a) => a.ms)))} ms; ${started} direct calls, none after the budget`);
   });
 
+  it('once Redis answers again, a call still waiting for a slot does not start: its request is answered from the cache', async () => {
+    const legacy = await legacyApi();
+    const tcp = await redisThroughProxy();
+    const proxy = await startTestProxy(outageConfig(legacy.url, tcp, { budgetMs: 3000, upstreams: { legacy: { url: legacy.url, timeoutMs: 5000, concurrency: 1, retryDelayMs: 200 } } }));
+    const body = cardsBody(['alpha', 'beta'], 'c_back');
+    const cached = async () => (await postCards(proxy, body)).body.cards.every((c: any) => textOf(c) === `${c.key} for c_back`);
+    await eventually(cached, 8000, 'c_back to be cached');
+    const callsBefore = callsFor(legacy, 'c_back');
+
+    await tcp.cut();
+    const holder = postCards(proxy, cardsBody(['alpha'], 'slow_holder')); // the only slot, for 2.5 s
+    await eventually(() => legacy.inFlight === 1, 2000, 'the slow call to hold the slot');
+    const waiting = postCards(proxy, body); // cannot read the cache: its call waits for the slot
+    await new Promise((r) => setTimeout(r, 200));
+    await tcp.restore();
+    const answer = await waiting;
+    expect(answer.body.cards.map((c: any) => textOf(c)).sort()).toEqual(['alpha for c_back', 'beta for c_back']);
+    expect(answer.ms).toBeLessThan(2000); // before the slot was free
+    await holder;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(callsFor(legacy, 'c_back')).toBe(callsBefore); // answered from the cache, no call started late
+  });
+
   it('shows the outage in metrics (cardproxy_redis_up per role, degraded answers) and writes one warning per kind, without stacks', async () => {
     const legacy = await legacyApi();
     const tcp = await redisThroughProxy();
