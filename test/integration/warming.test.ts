@@ -84,9 +84,9 @@ describe('POST /admin/warm', () => {
 });
 
 describe('warm (CLI)', () => {
-  it('warms a single customer, and a JSON-lines file with a progress line', async () => {
+  it.each(redisModes())('warms a single customer, and a JSON-lines file with a progress line (%s Redis)', async (mode) => {
     // No worker: the queued jobs are counted where they wait (and cost this busy machine nothing).
-    const { proxy, config } = await setup({ role: 'serve' });
+    const { proxy, config } = await setup({ role: 'serve', mode });
     const configFile = join(dir, `${config.redis.keyPrefix}.json`);
     writeFileSync(configFile, JSON.stringify(config));
     const one = await runCli(['warm', '--config', configFile, '--workspace-id', 'w_test', '--customer-id', 'c_cli', '--email', 'cli@example.com']);
