@@ -2,7 +2,8 @@
  * SPEC 13 on a real 3-master Redis Cluster (the suite's, see test/global-setup.ts): what spans the
  * shards of the event log and the masters that hold them. Single-flight across real processes,
  * replay shard by shard, invalidation through every shard's look-up index, admin events merged
- * newest first, and a change made through one process seen by another within SPEC 14's bound.
+ * newest first, a change made through one process seen by another within SPEC 14's bound, and
+ * the start-up check of every master's settings.
  * (The request paths of SPEC 5 run in cluster mode in card-resolution.test.ts.)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -161,6 +162,13 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     expect((await admin(proxy, 'POST', '/admin/invalidate', { body: { email: `${customers[1]}@example.COM` } })).body).toEqual({ invalidated: 2 });
     expect((await admin(proxy, 'POST', '/admin/invalidate', { body: { externalId: `ext-${customers[2]}` } })).body).toEqual({ invalidated: 2 });
     expect((await admin(proxy, 'GET', '/admin/cards')).body.cards.map((c: any) => c.overrideTtlSeconds)).toEqual([45, null]);
+  });
+
+  it('checks the settings of every master at start, one warning naming the nodes', async () => {
+    const proxy = await startTestProxy(clusterConfig('http://127.0.0.1:9/cards'), 'serve');
+    const warning = await eventually(() => proxy.logs.lines.find((l) => String(l.msg).startsWith('Redis persistence is off')), 3000, 'the persistence warning');
+    expect((warning!.nodes as string[]).sort()).toEqual(nodes.map((url) => new URL(url).host).sort());
+    expect(proxy.logs.lines.filter((l) => String(l.msg).startsWith('Redis persistence is off'))).toHaveLength(1);
   });
 
   it('merges admin events of all shards newest first, filtered and limited', async () => {
