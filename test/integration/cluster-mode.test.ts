@@ -1,6 +1,7 @@
 /**
  * SPEC 13 on a real 3-master Redis Cluster (the suite's, see test/global-setup.ts): what spans the
- * shards of the event log and the masters that hold them. Single-flight across real processes,
+ * shards of the event log and the masters that hold them. Single-flight across real processes, the
+ * upstream concurrency across worker processes,
  * replay shard by shard, invalidation through every shard's look-up index, admin events merged
  * newest first, a change made through one process seen by another within SPEC 14's bound, and
  * the start-up check of every master's settings.
@@ -121,6 +122,17 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     // The refresh ran on the worker process, on the cluster: its events are in the customer's shard.
     const keys = keyLayout(config.redis.keyPrefix, 16);
     expect(await redis.xlen(keys.eventStream(keys.shardOf('w_test', 'c_fleet')))).toBe(2);
+  });
+
+  it('keeps the upstream concurrency across two worker processes (BullMQ global concurrency on the queue\'s slot)', async () => {
+    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 300 }));
+    const config = clusterConfig(legacy.url, { budgetMs: 200, upstreams: { legacy: { url: legacy.url, timeoutMs: 5000, concurrency: 2 } } });
+    const server = await startTestProxy(config, 'serve');
+    await Promise.all([startTestProxy(config, 'worker'), startTestProxy(config, 'worker')]);
+    // Twelve new customers at once, on every master: each worker alone would run two calls, four together.
+    await Promise.all(customersOnEveryMaster(server, 12).map((id) => postCards(server, cardsBody(['alpha'], id))));
+    await eventually(() => legacy.calls.length === 12 && legacy.inFlight === 0, 10_000, 'every refresh to be done');
+    expect(legacy.maxInFlight).toBe(2);
   });
 
   it('replays shard by shard: cards, index and overrides come back byte for byte, then serve without upstream calls', async () => {
