@@ -1,11 +1,10 @@
 /**
  * SPEC 13 on a real 3-master Redis Cluster (the suite's, see test/global-setup.ts): what spans the
- * shards of the event log and the masters that hold them. Single-flight across real processes, the
- * upstream concurrency across worker processes,
- * replay shard by shard, invalidation through every shard's look-up index, admin events merged
- * newest first, a change made through one process seen by another within SPEC 14's bound, and
- * the start-up check of every master's settings.
- * (The request paths of SPEC 5 run in cluster mode in card-resolution.test.ts.)
+ * shards of the event log and the masters that hold them. Single-flight across real processes,
+ * the upstream concurrency across worker processes, replay shard by shard, invalidation through
+ * every shard's look-up index, admin events merged newest first, a change made through one
+ * process seen by another within SPEC 14's bound, and the start-up check of every master's
+ * settings. (The request paths of SPEC 5 run in cluster mode in card-resolution.test.ts.)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
