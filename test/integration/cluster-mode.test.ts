@@ -175,11 +175,14 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     expect((await admin(proxy, 'GET', '/admin/cards')).body.cards.map((c: any) => c.overrideTtlSeconds)).toEqual([45, null]);
   });
 
-  it('checks the settings of every master at start, one warning naming the nodes', async () => {
-    const proxy = await startTestProxy(clusterConfig('http://127.0.0.1:9/cards'), 'serve');
+  it('checks the settings of every master at start, one warning naming the nodes; every connection is up', async () => {
+    const proxy = await startTestProxy(clusterConfig('http://127.0.0.1:9/cards'));
     const warning = await eventually(() => proxy.logs.lines.find((l) => String(l.msg).startsWith('Redis persistence is off')), 3000, 'the persistence warning');
     expect((warning!.nodes as string[]).sort()).toEqual(nodes.map((url) => new URL(url).host).sort());
     expect(proxy.logs.lines.filter((l) => String(l.msg).startsWith('Redis persistence is off'))).toHaveLength(1);
+    const up = async () => (await proxy.metrics.redisUp.get()).values.map((v) => [v.labels.role, v.value]);
+    await eventually(async () => (await up()).every(([, value]) => value === 1), 3000, 'every connection up');
+    expect((await up()).map(([role]) => role).sort()).toEqual(['command', 'jobs', 'subscriber', 'worker:legacy']);
   });
 
   it('merges admin events of all shards newest first, filtered and limited', async () => {
