@@ -5,8 +5,7 @@
  * id, the workspace (validated header), the customer and thread ids (never the email or external
  * id), and per key its look-up result and source (configured names and fixed enums) and duration.
  * No header, body, config value or error can reach it. It lands in the process logger's
- * destination with the same base fields and timestamp as every other line, at the end of the
- * event-loop turn in which it was made.
+ * destination with the same base fields and timestamp as every other line.
  */
 import { pino, type Logger } from 'pino';
 import type { KeyOutcome } from '../service/card-resolver.js';
@@ -31,15 +30,6 @@ export function cardsLineWriter(log: Logger): (line: CardsLine) => void {
   // The timestamp text is made once per millisecond, not once per line.
   let stampedAt = -1;
   let stamp = '';
-  // The lines of one event-loop turn go to the destination in one write at its end: while a write
-  // is in flight the destination measures (and so flattens) all the text it holds unwritten on
-  // every write, once per line that is quadratic in the lines of a busy turn.
-  let batch = '';
-  const flush = () => {
-    const text = batch;
-    batch = '';
-    stream.write(text);
-  };
   return (line) => {
     if (!log.isLevelEnabled('info')) return;
     const ms = Date.now();
@@ -53,10 +43,10 @@ export function cardsLineWriter(log: Logger): (line: CardsLine) => void {
       // Card keys match ^[a-zA-Z0-9_-]+$ (schema-checked) and result/source are fixed enums: no escaping needed.
       keys += `${i === 0 ? '' : ','}{"key":"${k.key}","result":"${k.result}","source":${k.source === null ? 'null' : `"${k.source}"`},"ms":${k.ms}}`;
     }
-    if (batch === '') setImmediate(flush);
-    batch +=
+    stream.write(
       `${head}${stamp}${bindings},"reqId":${JSON.stringify(line.reqId)},"workspaceId":${JSON.stringify(line.workspaceId)},` +
         `"customerId":${JSON.stringify(line.customerId)},"threadId":${line.threadId === null ? 'null' : JSON.stringify(line.threadId)},` +
-        `"keys":[${keys}],"degraded":${line.degraded},"msg":"cards answered"}\n`;
+        `"keys":[${keys}],"degraded":${line.degraded},"msg":"cards answered"}\n`,
+    );
   };
 }

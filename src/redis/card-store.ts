@@ -92,7 +92,6 @@ export class CardStore {
     const cardKeys = new Array<string>(n);
     for (let i = 0; i < n; i++) cardKeys[i] = this.#keys.card(refs[i]!);
     const near = this.#near;
-    const now = this.#clock.now();
     let trusted = near?.trusted === true;
     if (near && !trusted && near.continuous && cardKeys.some((key) => near.holds(key))) {
       // The feed fell behind: wait for its next confirmation rather than each reading Redis (when
@@ -101,6 +100,7 @@ export class CardStore {
       trusted = near.trusted;
     }
     if (near) near.stats[trusted ? 'lookups' : 'bypassed'] += n;
+    const now = this.#clock.now(); // after any wait: an entry past its keep-until is not served
     // Indexes whose state, and whose served marker, come from Redis.
     const stateFromRedis: number[] = [];
     const markerFromRedis: number[] = [];
