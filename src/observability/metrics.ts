@@ -182,7 +182,7 @@ export class Metrics {
     });
     this.redisUp = new Gauge({
       name: 'cardproxy_redis_up',
-      help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0. On a Redis Cluster, usable means with every master that serves slots (the command connection: each answers PING).",
+      help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0. On a Redis Cluster, usable means with every master that serves slots: the command connection pings each, the others count one lost while it fails them (an idle connection may not notice).",
       labelNames: ['role'],
       registers,
       async collect() {

@@ -84,8 +84,16 @@ function attachLogging(client: RedisClient, log: Logger, role: string): RedisCli
     lastError = err.message;
   };
   client.on('error', (err: Error) => onError(err));
-  // A cluster reports a node's connection errors apart from its own.
-  if (isCluster(client)) client.on('node error', (err: Error, node: string) => onError(err, node));
+  // A cluster reports a node's connection errors apart from its own (its sharded subscribers' as
+  // `nodeError`); each counts as a failure of that master for `isUsable`.
+  if (isCluster(client)) {
+    for (const event of ['node error', 'nodeError']) {
+      client.on(event, (err: Error, node: string) => {
+        onError(err, node);
+        recordNodeFailure(client, node);
+      });
+    }
+  }
   client.on('ready', () => {
     if (lastError) log.info({ role }, 'redis connection restored');
     lastError = '';
@@ -188,12 +196,33 @@ export async function answersPing(client: RedisClient, timeoutMs: number): Promi
 }
 
 /**
+ * How long a cluster master that failed counts as lost unless its connection is ready again. ioredis
+ * drops a lost master's connection and takes it back (unconnected) on the next slot refresh, every
+ * 2 s; a client that needs it fails on it again meanwhile.
+ */
+const NODE_LOST_MS = 5000;
+
+/** When each master (`host:port`) of a cluster client last failed. */
+const nodeFailures = new WeakMap<Cluster, Map<string, number>>();
+
+function recordNodeFailure(cluster: Cluster, node: string): void {
+  const failures = nodeFailures.get(cluster) ?? new Map<string, number>();
+  nodeFailures.set(cluster, failures.set(node, Date.now()));
+}
+
+/**
  * Whether the client is usable, without a round trip: ready and, on a cluster, holding a
- * connection (not a lost one) to every master that serves slots.
+ * connection to every master that serves slots, none of which failed lately without being ready
+ * again since.
  */
 export function isUsable(client: RedisClient): boolean {
   if (client.status !== 'ready') return false;
-  return !isCluster(client) || slotMasters(client) !== null;
+  if (!isCluster(client)) return true;
+  const masters = slotMasters(client);
+  if (masters === null) return false;
+  const failures = nodeFailures.get(client);
+  const now = Date.now();
+  return masters.every((node) => node.status === 'ready' || now - (failures?.get(`${node.options.host}:${node.options.port}`) ?? -Infinity) > NODE_LOST_MS);
 }
 
 /**

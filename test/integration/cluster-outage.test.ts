@@ -79,8 +79,8 @@ describe.skipIf(!redisClusterToolsInstalled())('Redis Cluster outages', () => {
     await cluster.killMaster(victim);
     const down = await untilReadyz(proxy, 503, 5000);
     expect(await metric(proxy, 'cardproxy_redis_up', 'command')).toBe(0);
-    // The worker's connection held one to the queue's master: it knows it lost it.
-    await eventually(async () => (await metric(proxy, 'cardproxy_redis_up', 'worker:legacy')) === 0, 5000, 'the worker connection to be down');
+    // The worker's connection (blocked on the queue's master) and the subscriber (one per master) know they lost it.
+    for (const role of ['worker:legacy', 'subscriber']) await eventually(async () => (await metric(proxy, 'cardproxy_redis_up', role)) === 0, 5000, `${role} down`);
     // A warm customer on a living master is still served from its cache; the lost one (and a new
     // one: the queue is gone) by direct calls; all within the budget.
     const warm = await postCards(proxy, cardsBody(['alpha', 'beta'], kept));
@@ -111,7 +111,7 @@ describe.skipIf(!redisClusterToolsInstalled())('Redis Cluster outages', () => {
     await cluster.restartMaster(victim);
     const up = await untilReadyz(proxy, 200, 5000);
     expect(await metric(proxy, 'cardproxy_redis_up', 'command')).toBe(1);
-    await eventually(async () => (await metric(proxy, 'cardproxy_redis_up', 'worker:legacy')) === 1, 5000, 'the worker connection to be up');
+    for (const role of ['worker:legacy', 'subscriber']) await eventually(async () => (await metric(proxy, 'cardproxy_redis_up', role)) === 1, 8000, `${role} up`);
     // The restarted master came back empty: the queue's concurrency is set again, and the lost
     // customer's cards are loaded again through the queue (once), then served from the cache.
     await eventually(async () => (await client!.hget(meta, 'concurrency')) === '3', 5000, 'the concurrency to be set again');
