@@ -19,6 +19,7 @@ import type { CardStore } from '../redis/card-store.js';
 import { defineCommands, runCommand } from '../redis/commands/index.js';
 import type { RedisClient } from '../redis/connections.js';
 import type { Metrics } from '../observability/metrics.js';
+import { RepeatedWarnings } from '../observability/repeated-warnings.js';
 import { RefreshJobDataSchema } from './refresh-job.js';
 import { jobCardRefs } from './refresh-processor.js';
 
@@ -26,7 +27,8 @@ export class QueueBound {
   readonly #redis: RedisClient;
   readonly #store: Pick<CardStore, 'inflightOwners' | 'recordRefreshOutcome'>;
   readonly #metrics: Pick<Metrics, 'refreshDropped'>;
-  readonly #log: Logger;
+  /** A storm drops jobs on every enqueue: one line per minute and upstream, with a count; the metric has the figures. */
+  readonly #warnings: RepeatedWarnings;
   #maxQueued: number;
   /** Per group: a check running, and whether another was asked for meanwhile. */
   readonly #checks = new Map<string, { again: boolean; done: Promise<void> }>();
@@ -35,7 +37,7 @@ export class QueueBound {
     this.#redis = opts.redis;
     this.#store = opts.store;
     this.#metrics = opts.metrics;
-    this.#log = opts.log;
+    this.#warnings = new RepeatedWarnings(opts.log);
     this.#maxQueued = opts.maxQueued;
     defineCommands(this.#redis);
   }
@@ -61,7 +63,7 @@ export class QueueBound {
       try {
         do {
           state.again = false;
-          await this.#enforce(queue, group).catch((err: unknown) => this.#log.warn({ err, upstream: group.name }, 'could not keep the refresh queue bounded'));
+          await this.#enforce(queue, group).catch((err: unknown) => this.#warnings.warn(err, { upstream: group.name }, 'could not keep the refresh queue bounded'));
         } while (state.again);
       } finally {
         this.#checks.delete(group.name);
@@ -85,7 +87,13 @@ export class QueueBound {
         cards += await this.#releaseDropped(jobId, data[i] ?? null, group);
       }),
     );
-    this.#log.warn({ upstream: group.name, jobs: removed.filter((r) => r === 1).length, cards, maxQueued: this.#maxQueued }, 'refresh queue full: dropped the oldest queued refreshes of the lowest priority');
+    const jobs = removed.filter((r) => r === 1).length;
+    if (jobs === 0) return;
+    this.#warnings.warn(
+      new Error(`more than ${this.#maxQueued} refreshes waiting for ${group.name}`),
+      { upstream: group.name, jobs, cards, maxQueued: this.#maxQueued },
+      'refresh queue full: dropped the oldest queued refreshes of the lowest priority',
+    );
   }
 
   /** Releases the markers a dropped job still holds and tells their waiting requests; returns how many cards it held. */

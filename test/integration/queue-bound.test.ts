@@ -109,6 +109,8 @@ describe('refresh.maxQueued', () => {
     expect(textOf(answer.body.cards[0])).toBe('alpha for fresh');
     expect(legacy.calls.map((c) => c.customerId).slice(0, 2)).toEqual(['busy', 'fresh']);
     expect(await dropped(proxy, 'queue_full')).toBe(8);
+    // Dropped in several rounds, written once (a storm drops on every enqueue); the metric counts.
+    expect(proxy.logs.find('refresh queue full: dropped the oldest queued refreshes of the lowest priority')).toHaveLength(1);
     // Single-flight still holds for a dropped customer: one new refresh, one call.
     await eventually(() => legacy.calls.length === 6, 10_000, 'the 4 kept refreshes to run');
     const again = await Promise.all([postCards(proxy, cardsBody(['alpha'], 'storm_0')), postCards(proxy, cardsBody(['alpha'], 'storm_0'))]);
