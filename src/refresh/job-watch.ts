@@ -7,8 +7,9 @@
  * `failed` notice sent for its cards (the same atomic step a worker uses), so the requests fall
  * back at once as SPEC 5 says and the next request starts a fresh refresh.
  *
- * Cost: while requests wait, one GET per watched card and one HMGET per distinct job every
- * interval, one command per key (so it works on Redis Cluster too). Nothing when nobody waits.
+ * Cost: while requests wait, one GET per watched card when it starts being watched and one EXISTS
+ * per distinct job every interval, one command per key (so it works on Redis Cluster too).
+ * Nothing when nobody waits.
  * A job that has ended (completed or failed) is not this module's: its worker released its
  * markers, or its `failed` handler does (`abandoned-jobs.ts`).
  */
@@ -28,6 +29,11 @@ interface Watched {
   readonly target: RefreshTarget;
   /** Requests of this process waiting for the card. */
   count: number;
+  /**
+   * The job holding the card's marker, once read (null: none). Read once: it changes only when a
+   * job is taken over, which the look that finds the old job gone notices.
+   */
+  owner?: string | null;
 }
 
 export class JobWatch {
@@ -63,16 +69,21 @@ export class JobWatch {
    * @returns stops watching (call it once the request stops waiting)
    */
   watch(targets: readonly RefreshTarget[]): () => void {
-    const ids = targets.map((target) => {
+    const entries = targets.map((target) => {
       const id = cardRefId(target.ref);
-      const entry = this.#watched.get(id);
-      if (entry) entry.count++;
-      else this.#watched.set(id, { target, count: 1 });
-      return id;
+      let entry = this.#watched.get(id);
+      if (entry) {
+        entry.count++;
+        entry.owner = undefined; // this request may wait for a newer job: read again
+      } else {
+        this.#watched.set(id, (entry = { target, count: 1 }));
+      }
+      return { id, entry };
     });
     this.#timer ??= setInterval(() => void this.#look(), this.#intervalMs).unref();
     // The request's own job is on its queue by now: seen at once, its removal is found at the next look.
-    void this.#jobsOf(targets).catch(() => {});
+    void this.#jobsOf(entries.map((e) => e.entry)).catch(() => {});
+    const ids = entries.map((e) => e.id);
     let stopped = false;
     return () => {
       if (stopped) return;
@@ -104,11 +115,16 @@ export class JobWatch {
     }
   }
 
-  /** The jobs holding these cards' markers, and whether each is on its queue. */
-  async #jobsOf(targets: readonly RefreshTarget[]) {
+  /** The jobs holding these cards' markers (read once per card), and whether each is on its queue. */
+  async #jobsOf(entries: readonly Watched[]) {
     const epoch = this.#epoch;
-    const owners = await Promise.all(targets.map(({ ref }) => this.#redis.get(this.#keys.inflight(ref))));
-    const jobKeys = targets.map(({ group }, i) => (owners[i] ? `${this.#keys.queuePrefix(group.name)}:${REFRESH_QUEUE_NAME}:${owners[i]}` : null));
+    await Promise.all(
+      entries.map(async (entry) => {
+        if (entry.owner === undefined) entry.owner = await this.#redis.get(this.#keys.inflight(entry.target.ref));
+      }),
+    );
+    const owners = entries.map((e) => e.owner ?? null);
+    const jobKeys = entries.map(({ target }, i) => (owners[i] ? this.#jobKey(target, owners[i]) : null));
     const distinct = [...new Set(jobKeys.filter((k): k is string => k !== null))];
     const exists = new Map(await Promise.all(distinct.map(async (key) => [key, (await this.#redis.exists(key)) === 1] as const)));
     const look = this.#looks;
@@ -116,29 +132,37 @@ export class JobWatch {
     return { owners, jobKeys, distinct, exists };
   }
 
+  #jobKey(target: RefreshTarget, owner: string): string {
+    return `${this.#keys.queuePrefix(target.group.name)}:${REFRESH_QUEUE_NAME}:${owner}`;
+  }
+
   async #releaseVanished(): Promise<void> {
     const look = ++this.#looks;
-    const targets = [...this.#watched.values()].map((w) => w.target);
-    const { owners, jobKeys, distinct, exists } = await this.#jobsOf(targets);
+    const entries = [...this.#watched.values()];
+    const targets = entries.map((w) => w.target);
+    const { owners, jobKeys, distinct, exists } = await this.#jobsOf(entries);
     // Forget jobs no watched card points to any more (seen before this look began).
     const current = new Set(distinct);
     for (const [key, at] of this.#seen) if (at < look && !current.has(key)) this.#seen.delete(key);
     // Gone: seen before, or its markers are older than the moment between a claim and its job's add.
-    const candidates = targets.flatMap((target, i) => (jobKeys[i] && !exists.get(jobKeys[i]) ? [{ target, owner: owners[i]!, key: jobKeys[i] }] : []));
+    const candidates = targets.flatMap((target, i) => (jobKeys[i] && !exists.get(jobKeys[i]) ? [{ target, owner: owners[i]!, key: jobKeys[i], entry: entries[i]! }] : []));
     const ages = await Promise.all(
       candidates.map(async ({ target, key }) => (this.#seen.has(key) ? Infinity : claimTtlMs(target.group) - (await this.#redis.pttl(this.#keys.inflight(target.ref))))),
     );
     const gone = candidates.filter((_, n) => ages[n]! > JOB_ADD_GRACE_MS);
-    const byJob = new Map<string, { owner: string; upstream: string; refs: CardRef[] }>();
-    for (const { target, owner, key } of gone) {
-      const job = byJob.get(key) ?? { owner, upstream: target.group.name, refs: [] };
+    const byJob = new Map<string, { owner: string; upstream: string; refs: CardRef[]; entries: Watched[] }>();
+    for (const { target, owner, key, entry } of gone) {
+      const job = byJob.get(key) ?? { owner, upstream: target.group.name, refs: [], entries: [] };
       job.refs.push(target.ref);
+      job.entries.push(entry);
       byJob.set(key, job);
     }
     for (const job of byJob.values()) {
       const { owner, upstream } = job;
-      // Only markers it still holds: a job that just completed (and was trimmed) released its own.
+      // Only markers it still holds: a job that just completed (and was trimmed) released its own,
+      // and a job taken over has a new owner, watched from the next look.
       const now = await Promise.all(job.refs.map((ref) => this.#redis.get(this.#keys.inflight(ref))));
+      job.entries.forEach((entry, i) => (entry.owner = now[i]));
       const refs = job.refs.filter((_, i) => now[i] === owner);
       if (refs.length === 0) continue;
       await this.#store.recordRefreshOutcome([], { owner, refs }, { outcomes: refs.map((ref) => [cardRefId(ref), 'failed']) });
