@@ -14,7 +14,10 @@ import { errorAnswerOf, handleError, handleNotFound, sendError } from './errors.
 import { LogRateLimit } from '../observability/log-rate-limit.js';
 import { lazyRequestLogger } from '../observability/request-logger.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
-import { cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
+import { CardsEndpoint, cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
+import { leanCardsListener, type AnsweredRequest } from './lean-cards.js';
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { consoleRoutes } from './routes/console.js';
 import { webhookRoutes, type WebhookRouteOptions } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
@@ -64,11 +67,75 @@ function serverOptions(log: Logger) {
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
-  // With `https`, Fastify's server is an `https.Server`; the routes do not care which.
+  // `/cards` is served by one endpoint, reached through the Fastify route or the lean path.
+  const cardsEndpoint = deps.cards ? new CardsEndpoint(deps.cards, deps.log) : undefined;
+  // One request id sequence for both paths (Fastify's default format: req-1, req-2, …).
+  let lastReqId = 0;
+  const nextReqId = () => {
+    lastReqId = (lastReqId + 1) & 0x7fffffff;
+    return `req-${lastReqId.toString(36)}`;
+  };
+  let closing = false;
+  const options = serverOptions(deps.log);
+
+  // One warn line per rejected request (4xx but 404), so that a botched secret rotation or a
+  // client certificate that does not arrive shows in the logs, not only in a status-code metric.
+  // No body and no header values; at most REJECTED_LINES_PER_SECOND lines a second.
+  const rejectedLines = new LogRateLimit(REJECTED_LINES_PER_SECOND, deps.clock);
+  /** After every answer, on either path: the request metrics and the rejected-request line. */
+  const answered = (r: AnsweredRequest & { readonly log?: () => FastifyBaseLogger; readonly tlsAuthorizationError?: string | null }) => {
+    const status = r.status;
+    if (status >= 400 && status < 500 && status !== 404) {
+      const dropped = rejectedLines.take();
+      if (dropped !== null) {
+        const log = r.log?.() ?? deps.log.child({ reqId: r.reqId });
+        log.warn(
+          {
+            status,
+            error: r.error?.error ?? null,
+            message: r.error?.message ?? null,
+            method: r.method,
+            route: r.route,
+            remoteAddress: r.remoteAddress,
+            contentLength: Number(r.contentLength ?? 0) || null,
+            ...(r.tlsAuthorizationError !== undefined ? { tlsAuthorizationError: r.tlsAuthorizationError } : {}),
+            ...(dropped > 0 ? { droppedBefore: dropped } : {}),
+          },
+          'request rejected',
+        );
+      }
+    }
+    const seconds = Number(process.hrtime.bigint() - r.startedAt) / 1e9;
+    deps.metrics.observeHttp(r.method, r.route, status, seconds);
+    if (r.route === '/cards') deps.metrics.recordCardsAnswer(deps.clock.now() - r.receivedAt);
+  };
+
+  // With `listen.tls` the server is an `https.Server`; the routes do not care which.
+  const serverFactory = (fastifyListener: RequestListener): Server => {
+    const listener = cardsEndpoint
+      ? leanCardsListener({
+          endpoint: cardsEndpoint,
+          fastify: fastifyListener,
+          clock: deps.clock,
+          clientCertificate: deps.tls?.clientCertificate,
+          closing: () => closing,
+          nextReqId,
+          answered,
+          failed: (reqId, err) => deps.log.child({ reqId }).error({ err }, 'request failed'),
+        })
+      : fastifyListener;
+    const server = deps.tls ? createHttpsServer(deps.tls.options, listener) : createHttpServer(listener);
+    // What Fastify sets on a server it makes itself.
+    server.keepAliveTimeout = options.keepAliveTimeout;
+    server.requestTimeout = options.requestTimeout;
+    server.setTimeout(0);
+    return server;
+  };
   const app = Fastify({
-    ...serverOptions(deps.log),
+    ...options,
     bodyLimit: MAX_BODY_BYTES,
-    ...(deps.tls ? { https: deps.tls.options } : {}),
+    genReqId: nextReqId,
+    serverFactory,
   }) as unknown as FastifyInstance;
 
   app.decorateRequest('receivedAt', 0);
@@ -79,44 +146,26 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     request.startedAt = process.hrtime.bigint();
     done();
   });
-  // One warn line per rejected request (4xx but 404), so that a botched secret rotation or a
-  // client certificate that does not arrive shows in the logs, not only in a status-code metric.
-  // No body and no header values; at most REJECTED_LINES_PER_SECOND lines a second.
-  const rejectedLines = new LogRateLimit(REJECTED_LINES_PER_SECOND, deps.clock);
   app.addHook('onResponse', (request, reply, done) => {
     done();
-    const status = reply.statusCode;
-    if (status < 400 || status >= 500 || status === 404) return;
-    const dropped = rejectedLines.take();
-    if (dropped === null) return;
-    const answer = errorAnswerOf(reply);
-    request.log.warn(
-      {
-        status,
-        error: answer?.error ?? null,
-        message: answer?.message ?? null,
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        remoteAddress: request.ip,
-        contentLength: Number(request.headers['content-length'] ?? 0) || null,
-        ...(request.tlsAuthorizationError !== undefined ? { tlsAuthorizationError: request.tlsAuthorizationError } : {}),
-        ...(dropped > 0 ? { droppedBefore: dropped } : {}),
-      },
-      'request rejected',
-    );
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
-    const route = request.routeOptions.url ?? 'unmatched';
-    deps.metrics.observeHttp(request.method, route, reply.statusCode, seconds);
-    if (route === '/cards') deps.metrics.recordCardsAnswer(deps.clock.now() - request.receivedAt);
-    done();
+    answered({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: reply.statusCode,
+      startedAt: request.startedAt,
+      receivedAt: request.receivedAt,
+      reqId: request.id,
+      error: errorAnswerOf(reply),
+      remoteAddress: request.ip,
+      contentLength: request.headers['content-length'],
+      log: () => request.log,
+      ...(request.tlsAuthorizationError !== undefined ? { tlsAuthorizationError: request.tlsAuthorizationError } : {}),
+    });
   });
   // On close, Fastify answers new requests with `Connection: close`, and Node closes the
   // connections that are idle at that moment; but a keep-alive connection whose request was still
   // in flight stays open after its answer, holding `close()` (and the exit on SIGTERM) until the
   // client's idle time-out. So answers sent while closing close their connection.
-  let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
   });
@@ -141,7 +190,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setNotFoundHandler(handleNotFound);
 
   void app.register(healthRoutes, { redis: deps.redis, metrics: deps.metrics });
-  if (deps.cards) void app.register(cardsRoutes, deps.cards);
+  if (cardsEndpoint) void app.register(cardsRoutes, { endpoint: cardsEndpoint });
   if (deps.webhooks) void app.register(webhookRoutes, { ...deps.webhooks, clock: deps.clock, metrics: deps.metrics });
   if (deps.admin) {
     const overview = () => buildOverview(deps.metrics.registry, deps.clock.now());

@@ -17,6 +17,9 @@ export function errorAnswerOf(reply: FastifyReply): ErrorBody | undefined {
   return sentErrors.get(reply);
 }
 
+/** The answer to a request that failed unexpectedly (500): nothing of the failure reaches the client. */
+export const INTERNAL_ERROR: ErrorBody = Object.freeze({ error: 'internal_error', message: 'internal error' });
+
 export function sendError(reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
   sentErrors.set(reply, { error, message });
   return reply.code(status).type('application/json; charset=utf-8').send({ error, message } satisfies ErrorBody);
@@ -36,7 +39,7 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
   const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
   if (status >= 500) {
     request.log.error({ err }, 'request failed');
-    return sendError(reply, status, 'internal_error', 'internal error');
+    return sendError(reply, status, INTERNAL_ERROR.error, INTERNAL_ERROR.message);
   }
   const code = (err.code && FASTIFY_CODES[err.code]) ?? (status === 413 ? 'payload_too_large' : 'bad_request');
   const message = status === 413 ? 'request body is larger than 1 MiB (1,048,576 bytes)' : err.message;

@@ -86,6 +86,8 @@ export class CardStore {
     servedKeys: readonly string[],
     readMarkers = true,
   ): Promise<{ states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] }> {
+    const all = this.readNear(refs, servedKeys, readMarkers);
+    if (all !== undefined) return all;
     const n = refs.length;
     const states = new Array<ServedCardState | undefined>(n);
     const served = new Array<ServedMarker | null>(n).fill(null);
@@ -149,6 +151,33 @@ export class CardStore {
     if (near) {
       for (const i of markerFromRedis) if (states[i] !== undefined) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
     }
+    return { states, served };
+  }
+
+  /**
+   * What `readForRequest` answers, without waiting, when the near cache holds every card and may
+   * serve them now and no served marker must be read from Redis (`readMarkers` false); else
+   * undefined, and nothing is counted (the caller then reads with `readForRequest`).
+   */
+  readNear(
+    refs: readonly CardRef[],
+    servedKeys: readonly string[],
+    readMarkers: boolean,
+  ): { states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] } | undefined {
+    const near = this.#near;
+    if (near === undefined || readMarkers || !near.trusted) return undefined;
+    const n = refs.length;
+    const now = this.#clock.now();
+    const states = new Array<ServedCardState | undefined>(n);
+    const served = new Array<ServedMarker | null>(n);
+    for (let i = 0; i < n; i++) {
+      const entry = near.get(this.#keys.card(refs[i]!), now);
+      if (entry === undefined) return undefined;
+      states[i] = entry.state;
+      served[i] = entry.served.get(servedKeys[i]!) ?? null;
+    }
+    near.stats.lookups += n;
+    near.stats.hits += n;
     return { states, served };
   }
 

@@ -102,10 +102,11 @@ export class CardResolver {
   }
 
   /**
-   * Answers one `/cards` request within the budget.
+   * Answers one `/cards` request within the budget: synchronously (no promise) when everything
+   * it needs is in the near cache and no card must be waited for, else through a promise.
    * @param receivedAt when the request arrived (the budget counts from there)
    */
-  async resolve(workspaceId: string, request: CardsRequest, receivedAt: number): Promise<Resolution> {
+  resolve(workspaceId: string, request: CardsRequest, receivedAt: number): Resolution | Promise<Resolution> {
     const d = this.#d;
     const keys = [...new Set(request.cardKeys)];
     const contextThreadId = request.thread?.id ?? null;
@@ -131,28 +132,62 @@ export class CardResolver {
     if (outcomes.length > 0) d.log.warn({ unknownKeys: outcomes.map((o) => o.key) }, 'requested card keys are not configured');
     if (items.length === 0) return { cards: [], outcomes, degraded: false };
 
-    const deadline = receivedAt + d.budgetMs - reserveMs(d.budgetMs);
     const readAt = d.clock.now();
+    const refs = items.map((i) => i.ref);
+    const servedKeys = items.map((i) => i.servedKey);
+    // Only a single-key request can be a manual reload: only then must its served marker be
+    // read from Redis (any process may have answered it last).
+    const readMarkers = keys.length === 1;
+    // A warm multi-key request is answered from the near cache without waiting for anything: then
+    // this whole method runs synchronously (the HTTP layer answers such a request at once).
+    const near = d.store.readNear(refs, servedKeys, readMarkers);
+    if (near !== undefined) return this.#afterRead(context, keys.length, items, outcomes, near, receivedAt, readAt);
+    return this.#readAndResolve(context, keys.length, items, outcomes, refs, servedKeys, readMarkers, receivedAt, readAt);
+  }
+
+  async #readAndResolve(
+    context: RefreshContext,
+    keyCount: number,
+    items: readonly Item[],
+    outcomes: KeyOutcome[],
+    refs: readonly CardRef[],
+    servedKeys: readonly string[],
+    readMarkers: boolean,
+    receivedAt: number,
+    readAt: number,
+  ): Promise<Resolution> {
+    const d = this.#d;
     let read: Awaited<ReturnType<CardStore['readForRequest']>>;
     try {
-      // Only a single-key request can be a manual reload: only then must its served marker be
-      // read from Redis (any process may have answered it last).
-      read = await d.store.readForRequest(
-        items.map((i) => i.ref),
-        items.map((i) => i.servedKey),
-        keys.length === 1,
-      );
+      read = await d.store.readForRequest(refs, servedKeys, readMarkers);
     } catch (err) {
       this.#warnings.warn(err, {}, 'cache unreachable: calling upstreams directly');
       d.health?.markDown();
-      const direct = await this.#resolveDirect(context, items, items, deadline, d.health?.back);
+      const direct = await this.#resolveDirect(context, items, items, this.#deadline(receivedAt), d.health?.back);
       const answers = items.map((item) => direct.get(item.key)!);
       return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, read: undefined });
     }
+    return this.#afterRead(context, keyCount, items, outcomes, read, receivedAt, readAt);
+  }
 
+  #deadline(receivedAt: number): number {
+    return receivedAt + this.#d.budgetMs - reserveMs(this.#d.budgetMs);
+  }
+
+  /** Resolution once the cache was read: synchronous unless a card must be waited for. */
+  #afterRead(
+    context: RefreshContext,
+    keyCount: number,
+    items: readonly Item[],
+    outcomes: KeyOutcome[],
+    read: { states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] },
+    receivedAt: number,
+    readAt: number,
+  ): Resolution | Promise<Resolution> {
+    const d = this.#d;
     const now = d.clock.now();
     const lookups: Lookup[] = items.map((item, i) =>
-      lookupCard(now, read.states[i], item.policy, isManualReload(now, keys.length, read.served[i]?.until ?? null)),
+      lookupCard(now, read.states[i], item.policy, isManualReload(now, keyCount, read.served[i]?.until ?? null)),
     );
     const answers: (CardAnswer | undefined)[] = lookups.map((l) => ('answer' in l ? l.answer : undefined));
     const toRefresh = items.filter((_, i) => lookups[i]!.kind === 'stale' || lookups[i]!.kind === 'miss' || lookups[i]!.kind === 'reload');
@@ -172,14 +207,14 @@ export class CardResolver {
         .schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
-    let degraded = false;
-    if (waiting.length > 0) {
+    const kinds = lookups.map((l) => l.kind);
+    if (waiting.length === 0) return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: false, read });
+    return (async () => {
       await this.#takeOverPushReloads(items, waiting, read.served, now);
-      const waited = await this.#refreshAndWait(context, toRefresh, waiting, force, readAt, deadline);
-      degraded = waited.degraded;
+      const waited = await this.#refreshAndWait(context, toRefresh, waiting, force, readAt, this.#deadline(receivedAt));
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
-    }
-    return this.#finish(items, answers as CardAnswer[], lookups.map((l) => l.kind), outcomes, receivedAt, { degraded, read });
+      return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: waited.degraded, read });
+    })();
   }
 
   /**

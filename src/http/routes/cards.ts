@@ -3,13 +3,14 @@
  * limit, 413), signature over the raw bytes (401), then JSON and schema (400).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
-import { CardsRequestSchema } from '../../core/plain-protocol.js';
+import { CardsRequestSchema, type CardsRequest } from '../../core/plain-protocol.js';
 import { describeZodIssues } from '../../core/describe-zod-issues.js';
 import { verifySignature } from '../../core/signature.js';
 import { ComponentsJson } from '../../redis/components-json.js';
-import type { CardResolver, PlainCard } from '../../service/card-resolver.js';
-import { sendError } from '../errors.js';
+import type { CardResolver, PlainCard, Resolution } from '../../service/card-resolver.js';
+import { sendError, type ErrorBody } from '../errors.js';
 import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';
 import { cardsLineWriter } from '../../observability/cards-line.js';
 
@@ -41,46 +42,79 @@ export function decodeJsonObject(
   return { ok: true, value: json as Record<string, unknown> };
 }
 
-export async function cardsRoutes(app: FastifyInstance, opts: CardsRouteOptions): Promise<void> {
-  const { resolver } = opts;
-  const writeCardsLine = cardsLineWriter(app.log as Logger);
+/** A `/cards` answer: the cards, or the error answer (SPEC 9) of a request that is refused. */
+export type CardsAnswer =
+  | { readonly status: 200; readonly cacheStatus: string; readonly body: Buffer }
+  | { readonly status: 400 | 401; readonly error: ErrorBody };
+
+/**
+ * The work of `POST /cards` once its body is read: checks, resolution, the request's log line and
+ * the answer's bytes. The one implementation behind both ways a request reaches it: the Fastify
+ * route, and the lean path in front of Fastify (lean-cards.ts). Synchronous (no promise) when the
+ * resolver answers at once (a warm multi-key request served from the near cache).
+ */
+export class CardsEndpoint {
+  readonly #opts: CardsRouteOptions;
+  readonly #writeCardsLine: ReturnType<typeof cardsLineWriter>;
+
+  constructor(opts: CardsRouteOptions, log: Logger) {
+    this.#opts = opts;
+    this.#writeCardsLine = cardsLineWriter(log);
+  }
+
+  answer(raw: Buffer, headers: IncomingHttpHeaders, reqId: string, receivedAt: number): CardsAnswer | Promise<CardsAnswer> {
+    // Read per request: a reloaded configuration may add or retire a secret.
+    const signingSecrets = this.#opts.signingSecrets;
+    if (signingSecrets.length > 0) {
+      const signature = headers['plain-request-signature'];
+      if (!verifySignature(signingSecrets, raw, typeof signature === 'string' ? signature : undefined)) {
+        return refused(401, 'invalid_signature', 'missing or invalid Plain-Request-Signature header');
+      }
+    }
+    const workspaceId = headers['plain-workspace-id'];
+    if (typeof workspaceId !== 'string' || !WORKSPACE_ID.test(workspaceId)) {
+      return refused(400, 'missing_workspace_id', 'the Plain-Workspace-Id header is required (1-200 visible ASCII characters)');
+    }
+    const json = decodeJsonObject(raw);
+    if (!json.ok) return refused(400, json.error, json.message);
+    const parsed = CardsRequestSchema.safeParse(json.value);
+    if (!parsed.success) return refused(400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
+    const request = parsed.data;
+    const result = this.#opts.resolver.resolve(workspaceId, request, receivedAt);
+    if (result instanceof Promise) return result.then((resolved) => this.#answered(reqId, workspaceId, request, resolved));
+    return this.#answered(reqId, workspaceId, request, result);
+  }
+
+  #answered(reqId: string, workspaceId: string, request: CardsRequest, result: Resolution): CardsAnswer {
+    this.#writeCardsLine({
+      reqId,
+      workspaceId,
+      customerId: request.customer.id,
+      threadId: request.thread?.id ?? null,
+      keys: result.outcomes,
+      degraded: result.degraded,
+    });
+    return { status: 200, cacheStatus: cacheStatusHeader(request.cardKeys, result.outcomes), body: serializeCardsAnswer({ cards: result.cards }) };
+  }
+}
+
+function refused(status: 400 | 401, error: string, message: string): CardsAnswer {
+  return { status, error: { error, message } };
+}
+
+export const CARDS_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+export async function cardsRoutes(app: FastifyInstance, opts: { readonly endpoint: CardsEndpoint }): Promise<void> {
+  const { endpoint } = opts;
   // The signature covers the bytes as received, so this scope takes every body raw.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
 
   app.post('/cards', async (request: FastifyRequest, reply: FastifyReply) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    // Read per request: a reloaded configuration may add or retire a secret.
-    const signingSecrets = opts.signingSecrets;
-    if (signingSecrets.length > 0) {
-      const signature = request.headers['plain-request-signature'];
-      if (!verifySignature(signingSecrets, raw, typeof signature === 'string' ? signature : undefined)) {
-        return sendError(reply, 401, 'invalid_signature', 'missing or invalid Plain-Request-Signature header');
-      }
-    }
-    const workspaceId = request.headers['plain-workspace-id'];
-    if (typeof workspaceId !== 'string' || !WORKSPACE_ID.test(workspaceId)) {
-      return sendError(reply, 400, 'missing_workspace_id', 'the Plain-Workspace-Id header is required (1-200 visible ASCII characters)');
-    }
-    const json = decodeJsonObject(raw);
-    if (!json.ok) return sendError(reply, 400, json.error, json.message);
-    const parsed = CardsRequestSchema.safeParse(json.value);
-    if (!parsed.success) {
-      return sendError(reply, 400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
-    }
-    const result = await resolver.resolve(workspaceId, parsed.data, request.receivedAt);
-    writeCardsLine({
-      reqId: request.id,
-      workspaceId,
-      customerId: parsed.data.customer.id,
-      threadId: parsed.data.thread?.id ?? null,
-      keys: result.outcomes,
-      degraded: result.degraded,
-    });
-    return reply
-      .type('application/json; charset=utf-8')
-      .header(CACHE_STATUS_HEADER, cacheStatusHeader(parsed.data.cardKeys, result.outcomes))
-      .send(serializeCardsAnswer({ cards: result.cards }));
+    const answer = await endpoint.answer(raw, request.headers, request.id, request.receivedAt);
+    if (answer.status !== 200) return sendError(reply, answer.status, answer.error.error, answer.error.message);
+    return reply.type(CARDS_CONTENT_TYPE).header(CACHE_STATUS_HEADER, answer.cacheStatus).send(answer.body);
   });
 }
 

@@ -1,0 +1,198 @@
+/**
+ * The lean path of `POST /cards` (src/http/lean-cards.ts): over a real socket, a request is
+ * answered as the Fastify route answers it (`inject` goes through the route): the same status,
+ * headers, bytes, request id sequence, log lines and metrics, on plain HTTP and on HTTPS; and the
+ * requests it leaves to Fastify (chunked, over the limit, query strings, no content type) are.
+ */
+import { createHmac } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cardsBody, cleanupProxies, eventually, startTestProxy, startTestUpstream, testConfig, type TestProxy } from '../helpers/harness.js';
+import { parsePromText, sampleSum } from '../helpers/prom-text.js';
+import { makeCa, makeLeaf } from '../helpers/test-certs.js';
+import { tlsRequest } from '../helpers/tls-client.js';
+
+const SECRET = 'lean-path-secret';
+const sign = (raw: string | Buffer): string => createHmac('sha256', SECRET).update(raw).digest('hex');
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** Only what both paths must agree on (Node adds `date`, `connection`, `keep-alive` to socket answers). */
+function comparable(a: Answer) {
+  return { status: a.status, contentType: a.headers['content-type'], cache: a.headers['cardproxy-cache'], text: a.text };
+}
+
+async function overSocket(
+  url: string,
+  opts: { path?: string; headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean },
+): Promise<Answer> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, method: 'POST', path: opts.path ?? '/cards', headers: opts.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    if (opts.chunked) {
+      const body = Buffer.from(opts.body ?? '');
+      req.write(body.subarray(0, 10));
+      req.end(body.subarray(10));
+    } else {
+      req.end(opts.body);
+    }
+  });
+}
+
+async function viaInject(proxy: TestProxy, opts: { path?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<Answer> {
+  const res = await proxy.app.inject({ method: 'POST', url: opts.path ?? '/cards', headers: opts.headers ?? {}, payload: opts.body ?? '' });
+  return { status: res.statusCode, headers: res.headers as Answer['headers'], text: res.body };
+}
+
+function signedRequest(keys: string[], customerId = 'c_lean', extraHeaders: Record<string, string> = {}) {
+  const body = JSON.stringify(cardsBody(keys, customerId));
+  return {
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      'plain-workspace-id': 'w_lean',
+      'plain-request-signature': sign(body),
+      ...extraHeaders,
+    },
+  };
+}
+
+async function scrape(proxy: TestProxy) {
+  return parsePromText((await proxy.app.inject({ method: 'GET', url: '/metrics' })).body);
+}
+
+describe('POST /cards over a socket (the lean path) and through the Fastify route', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    const upstream = await startTestUpstream();
+    proxy = await startTestProxy(testConfig(upstream.url, { plain: { signingSecrets: [SECRET] } }), 'start', { listen: true });
+  });
+  afterAll(cleanupProxies);
+
+  it('answers a warm multi-key request from the near cache with the same bytes and headers as the route', async () => {
+    const req = signedRequest(['alpha', 'beta']);
+    const first = await overSocket(proxy.url!, req); // a miss: the lean path waits for the refresh
+    expect(first.status, first.text).toBe(200);
+    expect(first.headers['cardproxy-cache']).toBe('alpha=refreshed; beta=refreshed');
+    // Once the refresh's changes have passed through the feed, both cards are near-cache hits.
+    const hits = async () => sampleSum(await scrape(proxy), 'cardproxy_near_cache_lookups_total', { result: 'hit' });
+    let sent = 1;
+    await eventually(async () => {
+      const before = await hits();
+      await overSocket(proxy.url!, req);
+      sent++;
+      return (await hits()) - before === 2;
+    }, 5000, 'two near-cache hits per request');
+    const hitsBefore = await hits();
+    const socket = await overSocket(proxy.url!, req);
+    const route = await viaInject(proxy, req);
+    expect((await hits()) - hitsBefore).toBe(4);
+    expect(comparable(socket)).toEqual(comparable(route));
+    expect(socket.headers['cardproxy-cache']).toBe('alpha=fresh; beta=fresh');
+    expect(socket.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(Number(socket.headers['content-length'])).toBe(Buffer.byteLength(socket.text));
+    expect(JSON.parse(socket.text).cards.map((c: { key: string }) => c.key)).toEqual(['alpha', 'beta']);
+
+    // One request id sequence for both paths, one "cards answered" line per request.
+    const lines = proxy.logs.find('cards answered').filter((l) => l.workspaceId === 'w_lean');
+    expect(lines).toHaveLength(sent + 2);
+    expect(new Set(lines.map((l) => l.reqId)).size).toBe(sent + 2);
+    expect(lines.every((l) => /^req-[0-9a-z]+$/.test(String(l.reqId)))).toBe(true);
+  });
+
+  it('refuses bad requests with the same status, error body and rejected-request line as the route', async () => {
+    const good = signedRequest(['alpha'], 'c_bad');
+    const cases: Array<{ name: string; headers: Record<string, string>; body: string; status: number; error: string }> = [
+      { name: 'bad signature', headers: { ...good.headers, 'plain-request-signature': 'ab'.repeat(32) }, body: good.body, status: 401, error: 'invalid_signature' },
+      { name: 'no workspace', headers: { ...withoutHeader(good.headers, 'plain-workspace-id') }, body: good.body, status: 400, error: 'missing_workspace_id' },
+      { name: 'not JSON', headers: { ...good.headers, 'content-length': '5', 'plain-request-signature': sign('{oops') }, body: '{oops', status: 400, error: 'invalid_json' },
+      { name: 'not the schema', headers: { ...good.headers, 'content-length': '2', 'plain-request-signature': sign('{}') }, body: '{}', status: 400, error: 'invalid_request' },
+    ];
+    for (const c of cases) {
+      const before = proxy.logs.find('request rejected').length;
+      const socket = await overSocket(proxy.url!, { headers: c.headers, body: c.body });
+      const route = await viaInject(proxy, { headers: c.headers, body: c.body });
+      expect(comparable(socket), c.name).toEqual(comparable(route));
+      expect(socket.status, c.name).toBe(c.status);
+      expect(JSON.parse(socket.text).error, c.name).toBe(c.error);
+      const rejected = proxy.logs.find('request rejected').slice(before);
+      expect(rejected, c.name).toHaveLength(2);
+      const [a, b] = rejected.map(({ time: _t, reqId: _r, remoteAddress: _ra, ...rest }) => rest);
+      expect(a, c.name).toEqual(b);
+      expect(a, c.name).toMatchObject({ status: c.status, error: c.error, method: 'POST', route: '/cards', contentLength: Number(c.headers['content-length']) });
+      expect(rejected[0]!.remoteAddress).toBe('127.0.0.1');
+    }
+  });
+
+  it('counts its requests in the same HTTP metrics as the route', async () => {
+    const count = async (status: string) => sampleSum(await scrape(proxy), 'cardproxy_http_request_duration_seconds_count', { route: '/cards', method: 'POST', status_code: status });
+    const ok = signedRequest(['alpha', 'beta'], 'c_metrics');
+    const [ok0, bad0] = [await count('200'), await count('401')];
+    await overSocket(proxy.url!, ok);
+    await overSocket(proxy.url!, ok);
+    await overSocket(proxy.url!, { headers: { ...ok.headers, 'plain-request-signature': 'cd'.repeat(32) }, body: ok.body });
+    expect(await count('200')).toBe(ok0 + 2);
+    expect(await count('401')).toBe(bad0 + 1);
+  });
+
+  it('leaves to Fastify what it does not take, with today\'s answers', async () => {
+    const req = signedRequest(['alpha', 'beta'], 'c_left');
+    // Chunked, and a query string: answered by the route.
+    expect((await overSocket(proxy.url!, { headers: withoutHeader(req.headers, 'content-length'), body: req.body, chunked: true })).status).toBe(200);
+    expect((await overSocket(proxy.url!, { ...req, path: '/cards?x=1' })).status).toBe(200);
+    // Over the limit: 413 before the body is read.
+    const big = await overSocket(proxy.url!, { headers: { ...req.headers, 'content-length': String(1_048_577) }, body: Buffer.alloc(0) });
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.text).error).toBe('payload_too_large');
+    // No content type: as the route answers it.
+    const bare = { headers: withoutHeader(req.headers, 'content-type'), body: req.body };
+    expect(comparable(await overSocket(proxy.url!, bare))).toEqual(comparable(await viaInject(proxy, bare)));
+  });
+});
+
+describe('the lean path on HTTPS', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cardproxy-lean-tls-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(cleanupProxies);
+
+  it('answers warm hits to a client with an accepted certificate and refuses one without it (clientCertificate "request")', async () => {
+    const serverCa = makeCa(dir, 'server');
+    const server = makeLeaf(dir, serverCa, 'cardproxy', 'server');
+    const plainCa = makeCa(dir, 'plain');
+    const client = makeLeaf(dir, plainCa, 'plain-client', 'client');
+    const upstream = await startTestUpstream();
+    const config = testConfig(upstream.url, {
+      listen: { host: '127.0.0.1', port: 0, tls: { certFile: server.certFile, keyFile: server.keyFile, clientCertificate: 'request', clientCaFiles: [plainCa.certFile] } },
+    });
+    const proxy = await startTestProxy(config, 'start', { listen: true });
+    const body = cardsBody(['alpha', 'beta'], 'c_tls');
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await tlsRequest(proxy.url!, '/cards', { client, ca: serverCa.cert, body }));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(answers[2]!.body.cards.map((c: { key: string }) => c.key)).toEqual(['alpha', 'beta']);
+    const refused = await tlsRequest(proxy.url!, '/cards', { ca: serverCa.cert, body });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toBe('client_certificate_required');
+  });
+});
+
+function withoutHeader(headers: Record<string, string>, name: string): Record<string, string> {
+  const { [name]: _dropped, ...rest } = headers;
+  return rest;
+}
