@@ -7,6 +7,7 @@
  * so that `:`, `{` and `}` in them cannot break the layout or the hash tag.
  */
 import type { CardRef } from '../core/card-ref.js';
+import { CustomerKeyMemo, threadId } from './customer-key-memo.js';
 
 const enc = encodeURIComponent;
 
@@ -70,6 +71,9 @@ export interface KeyLayout {
   queuePrefix(groupName: string): string;
 }
 
+/** Characters of warm-path keys kept for recent customers (about 2 bytes each: 8 MB at most). */
+const MEMO_CHARS = 4_000_000;
+
 /** The most event-log shards a deployment may have (`events.shards`). */
 export const MAX_EVENT_SHARDS = 1024;
 
@@ -86,6 +90,8 @@ export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
     `${shardTag(shardOf(workspaceId, customerId))}:${kind}:${enc(workspaceId)}:${enc(customerId)}`;
   const cardSuffix = (ref: CardRef) => (ref.threadId === null ? enc(ref.cardKey) : `${enc(ref.cardKey)}:${enc(ref.threadId)}`);
   const cardScoped = (kind: string, ref: CardRef) => `${customerKey(kind, ref.workspaceId, ref.customerId)}:${cardSuffix(ref)}`;
+  // The keys a warm request builds (projection and served marker), kept for recent customers.
+  const keys = new CustomerKeyMemo(MEMO_CHARS);
   // Encoded parts hold no ':', '{' or '}', and the prefix no ':' (KEY_PREFIX_PATTERN).
   const cardKeyPattern = new RegExp(`^${escapeRegExp(prefix)}:\\{[^{}]*\\}:card:([^:]*):([^:]*):([^:]+)(?::([^:]+))?$`);
   const parseCard = (key: string): CardRef | null => {
@@ -112,11 +118,23 @@ export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
     ttlOverrides: `${shardTag(0)}:ttl-overrides`,
     refreshChannel: (shard: number) => `${shardTag(checkShard(shard, shardCount))}:refresh-outcomes`,
     cacheEpoch: `${prefix}:cache-epoch`,
-    card: (ref: CardRef) => cardScoped('card', ref),
+    card: (ref: CardRef) => {
+      const kept = keys.of(ref.workspaceId, ref.customerId);
+      const memo = ref.threadId === null ? kept.card : kept.cardInThread;
+      const id = ref.threadId === null ? ref.cardKey : threadId(ref.threadId, ref.cardKey);
+      return memo.get(id) ?? keys.keep(memo, id, cardScoped('card', ref));
+    },
     components: (ref: CardRef) => cardScoped('components', ref),
     inflight: (ref: CardRef) => cardScoped('inflight', ref),
-    served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>
-      `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`,
+    served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) => {
+      const kept = keys.of(workspaceId, customerId);
+      const memo = contextThreadId === null ? kept.served : kept.servedInThread;
+      const id = contextThreadId === null ? cardKey : threadId(contextThreadId, cardKey);
+      return (
+        memo.get(id) ??
+        keys.keep(memo, id, `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`)
+      );
+    },
     awaitingReload: (workspaceId: string, customerId: string, cardKey: string) =>
       `${customerKey('awaiting-reload', workspaceId, customerId)}:${enc(cardKey)}`,
     customerIndex: (shard: number, kind: CustomerIndexKind, value: string) =>

@@ -61,6 +61,45 @@ describe('key layout', () => {
     expect(keys.parseCard(keys.components(ref('c_1')))).toBeNull();
   });
 
+  it('hands out the same string for a key built before, with and without threads, never mixing them up', () => {
+    const keys = keyLayout('p', 4);
+    const first = keys.card(ref('c_1', 'alpha', 't_1'));
+    expect(keys.card(ref('c_1', 'alpha', 't_1'))).toBe(first);
+    // Ids that would collide if they were only concatenated.
+    const pairs: Array<[string, string | null]> = [
+      ['alpha', null],
+      ['alpha', 't'],
+      ['alphat', null],
+      ['a', 'lphat'],
+      ['lphat', 'a'],
+      ['1:ta', null],
+      ['a', '1:t'],
+    ];
+    const fresh = keyLayout('p', 4);
+    for (const [cardKey, thread] of pairs) {
+      // Built twice (kept the second time), and as a layout that never saw them builds them.
+      keys.card(ref('c_2', cardKey, thread));
+      keys.served('w_1', 'c_2', thread, cardKey);
+    }
+    for (const [cardKey, thread] of pairs) {
+      expect(keys.card(ref('c_2', cardKey, thread))).toBe(keyLayout('p', 4).card(ref('c_2', cardKey, thread)));
+      expect(keys.served('w_1', 'c_2', thread, cardKey)).toBe(keyLayout('p', 4).served('w_1', 'c_2', thread, cardKey));
+    }
+    expect(new Set(pairs.map(([cardKey, thread]) => fresh.card(ref('c_2', cardKey, thread)))).size).toBe(pairs.length);
+  });
+
+  it('still builds the right keys after the kept ones were dropped (more customers than it keeps)', () => {
+    const keys = keyLayout('p', 8);
+    const fresh = keyLayout('p', 8);
+    // About 40,000 customers × 2 keys of ~40 characters: past the bound several times.
+    for (let c = 0; c < 40_000; c++) {
+      expect(keys.card(ref(`c_${c}`))).toBe(`p:{p:events-${fresh.shardOf('w_1', `c_${c}`)}}:card:w_1:c_${c}:alpha`);
+      keys.served('w_1', `c_${c}`, 't', 'alpha');
+    }
+    expect(keys.card(ref('c_7'))).toBe(fresh.card(ref('c_7')));
+    expect(keys.served('w_1', 'c_7', 't', 'alpha')).toBe(fresh.served('w_1', 'c_7', 't', 'alpha'));
+  });
+
   it('refuses shard counts and shards out of range', () => {
     expect(() => keyLayout('p', 0)).toThrow(RangeError);
     expect(() => keyLayout('p', 1025)).toThrow(RangeError);

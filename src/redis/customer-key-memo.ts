@@ -1,0 +1,68 @@
+/**
+ * Key strings of recently seen customers, kept for the warm path. Without it a warm `/cards`
+ * request builds about two ~90-character keys per card (URI-encoding, the shard's hash,
+ * concatenation), and every `Map` look-up of a freshly built string flattens and hashes it again;
+ * a kept string is found through the short ids alone and keeps its own hash.
+ *
+ * Bounded by the characters it holds (`maxChars`, ids and keys, plus a fixed estimate per
+ * customer): past it everything is dropped at once and built again as needed.
+ */
+
+/**
+ * One customer's kept keys: card projection and served-marker keys, by card key without a thread,
+ * by `threadId(thread, cardKey)` with one.
+ */
+export interface CustomerKeys {
+  readonly card: Map<string, string>;
+  readonly cardInThread: Map<string, string>;
+  readonly served: Map<string, string>;
+  readonly servedInThread: Map<string, string>;
+}
+
+/** An unambiguous id for a card key in a thread (the thread's length first). */
+export function threadId(thread: string, cardKey: string): string {
+  return `${thread.length}:${thread}${cardKey}`;
+}
+
+/** Counted per customer besides its keys: the maps and the ids (in characters). */
+const CUSTOMER_OVERHEAD_CHARS = 200;
+
+export class CustomerKeyMemo {
+  readonly #byWorkspace = new Map<string, Map<string, CustomerKeys>>();
+  #chars = 0;
+  readonly #maxChars: number;
+
+  constructor(maxChars: number) {
+    this.#maxChars = maxChars;
+  }
+
+  /** The kept keys of one customer (empty maps for a customer not seen lately). */
+  of(workspaceId: string, customerId: string): CustomerKeys {
+    let customers = this.#byWorkspace.get(workspaceId);
+    let keys = customers?.get(customerId);
+    if (keys !== undefined) return keys;
+    if (customers === undefined) {
+      customers = new Map();
+      this.#byWorkspace.set(workspaceId, customers);
+    }
+    keys = { card: new Map(), cardInThread: new Map(), served: new Map(), servedInThread: new Map() };
+    customers.set(customerId, keys);
+    this.#grow(CUSTOMER_OVERHEAD_CHARS + workspaceId.length + customerId.length);
+    return keys;
+  }
+
+  /** Keeps `key` under `id` in one of a customer's maps (from `of`); returns `key`. */
+  keep(map: Map<string, string>, id: string, key: string): string {
+    map.set(id, key);
+    this.#grow(id.length + key.length);
+    return key;
+  }
+
+  #grow(chars: number): void {
+    this.#chars += chars;
+    if (this.#chars <= this.#maxChars) return;
+    // Maps handed out before stay usable; they are only no longer reachable from here.
+    this.#byWorkspace.clear();
+    this.#chars = 0;
+  }
+}

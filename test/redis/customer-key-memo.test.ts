@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { CustomerKeyMemo } from '../../src/redis/customer-key-memo.js';
+
+describe('CustomerKeyMemo', () => {
+  it('keeps a customer\'s keys until the characters it holds pass the bound, then drops everything', () => {
+    const memo = new CustomerKeyMemo(1000);
+    const first = memo.of('w', 'c_1');
+    expect(memo.keep(first.card, 'alpha', 'k'.repeat(100))).toBe('k'.repeat(100));
+    expect(memo.of('w', 'c_1').card.get('alpha')).toBe('k'.repeat(100));
+    // 200 per customer plus its ids (204 here) and the kept id and key (105): 921 with four customers, 1125 with five.
+    for (let c = 2; c <= 4; c++) memo.of('w', `c_${c}`);
+    expect(memo.of('w', 'c_1')).toBe(first);
+    memo.of('w', 'c_5');
+    expect(memo.of('w', 'c_1')).not.toBe(first);
+    expect(memo.of('w', 'c_1').card.size).toBe(0);
+  });
+});
