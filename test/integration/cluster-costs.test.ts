@@ -123,9 +123,11 @@ describe.skipIf(!redisClusterToolsInstalled())('costs on a Redis Cluster next to
     console.info(`cardproxy costs, ${CUSTOMERS} customers × 2 cards of ~2 KB:\n  one Redis:     ${JSON.stringify(one)}\n  Redis Cluster: ${JSON.stringify(three)}`);
     for (const costs of [one, three]) expect(costs.warm).toEqual({ commands: 1, inScripts: 0 }); // one MGET
     // The same commands (measured: 10 in both); a slow moment may add a look at an in-flight
-    // marker, and inside the scripts a PEXPIRE (a TTL extended or not) depends on timing.
+    // marker, and inside the scripts PEXPIREs (a TTL extended or not) and marker releases depend
+    // on timing (seen: 32.8 to 34.2 calls per refresh on either kind of Redis), so the calls inside
+    // scripts are compared within 10 %: a cluster that split a script would double them.
     expect(Math.abs(three.refresh.cardCommands - one.refresh.cardCommands)).toBeLessThanOrEqual(0.5);
-    expect(Math.abs(three.refresh.cardInScripts - one.refresh.cardInScripts)).toBeLessThanOrEqual(1);
+    expect(Math.abs(three.refresh.cardInScripts - one.refresh.cardInScripts)).toBeLessThanOrEqual(0.1 * one.refresh.cardInScripts);
     expect(three.bytesPerCard / one.bytesPerCard).toBeGreaterThan(0.9);
     expect(three.bytesPerCard / one.bytesPerCard).toBeLessThan(1.2);
   }, 60_000);
