@@ -15,7 +15,22 @@ export const RefreshJobDataSchema = z.object({
   thread: Identified.nullish(),
   tenant: Identified.nullish(),
   /** The cards to load; `threadId` is the cache identity (null for customer scope). */
-  cards: z.array(z.object({ cardKey: z.string(), threadId: IdentifierSchema.nullable() })).min(1),
+  cards: z
+    .array(
+      z.object({
+        cardKey: z.string(),
+        threadId: IdentifierSchema.nullable(),
+        /**
+         * The card's `fetchedAt` (ms) in the state the requester read, null when none was cached;
+         * absent when unknown. A card whose `fetchedAt` differs by the time the job runs was loaded
+         * since the look (by a job whose outcome landed between the look and this job's claim) and
+         * needs no second call. Timestamps alone cannot tell: that load's `fetchedAt` is taken
+         * before its outcome is recorded, so it may be older than the request's look.
+         */
+        seenFetchedAt: z.number().nullable().optional(),
+      }),
+    )
+    .min(1),
   /** A manual reload: load even what was refreshed since the job was queued. */
   force: z.boolean(),
   /** When the refresh was asked for (ms); cards loaded since then need no second call. */

@@ -45,7 +45,7 @@ export function createRefreshProcessor(deps: ProcessorDeps, group: UpstreamGroup
     const release = { owner, refs: all };
 
     // A card loaded since this job was queued (by a job whose markers had lapsed) needs no call.
-    const toLoad = data.force ? refs : await skipFreshlyLoaded(store, refs, data.requestedAt);
+    const toLoad = data.force ? refs : await skipFreshlyLoaded(store, refs, data);
     const alreadyDone = refs.filter((ref) => !toLoad.includes(ref));
     if (toLoad.length === 0) {
       await store.recordRefreshOutcome([], release, refreshNotice([], alreadyDone));
@@ -116,11 +116,16 @@ export function jobCardRefs(data: RefreshJobData): CardRef[] {
   return data.cards.map((c): CardRef => ({ workspaceId: data.workspaceId, customerId: data.customer.id, ...c }));
 }
 
-async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], requestedAt: number): Promise<CardRef[]> {
+/** The cards still to load: those not loaded since the refresh was asked for. */
+async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], data: RefreshJobData): Promise<CardRef[]> {
   const states = await store.readStates(refs);
-  return refs.filter((_, i) => {
+  const seen = new Map(data.cards.map((c) => [`${c.threadId ?? ''}\n${c.cardKey}`, c.seenFetchedAt]));
+  return refs.filter((ref, i) => {
     const fetchedAt = states[i]?.data?.fetchedAt;
-    return fetchedAt === undefined || fetchedAt < requestedAt;
+    if (fetchedAt === undefined) return true;
+    const seenFetchedAt = seen.get(`${ref.threadId ?? ''}\n${ref.cardKey}`);
+    const loadedSinceLook = seenFetchedAt !== undefined && fetchedAt !== seenFetchedAt;
+    return !loadedSinceLook && fetchedAt < data.requestedAt;
   });
 }
 

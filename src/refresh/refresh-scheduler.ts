@@ -27,6 +27,8 @@ export interface RefreshContext {
 export interface RefreshTarget {
   readonly ref: CardRef;
   readonly group: UpstreamGroup;
+  /** The card's `fetchedAt` (ms) as the requester read it, null when none was cached (see RefreshJobData). */
+  readonly seenFetchedAt?: number | null;
 }
 
 /** How a refresh is asked for: why (its events' `trigger`) and how urgent (its job priority). */
@@ -156,18 +158,20 @@ export class RefreshScheduler {
    */
   async schedule(context: RefreshContext, targets: readonly RefreshTarget[], opts: ScheduleOptions): Promise<CardRef[]> {
     const byGroup = new Map<UpstreamGroup, CardRef[]>();
-    for (const { ref, group } of targets) {
+    const seen = new Map<CardRef, number | null>();
+    for (const { ref, group, seenFetchedAt } of targets) {
       const refs = byGroup.get(group);
       if (refs) refs.push(ref);
       else byGroup.set(group, [ref]);
+      if (seenFetchedAt !== undefined) seen.set(ref, seenFetchedAt);
     }
     const scheduled = await Promise.all(
-      [...byGroup].map(([group, refs]) => this.#scheduleGroup(context, group, refs, opts)),
+      [...byGroup].map(([group, refs]) => this.#scheduleGroup(context, group, refs, seen, opts)),
     );
     return scheduled.flat();
   }
 
-  async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], opts: ScheduleOptions) {
+  async #scheduleGroup(context: RefreshContext, group: UpstreamGroup, refs: CardRef[], seen: ReadonlyMap<CardRef, number | null>, opts: ScheduleOptions) {
     // A request that began before a reload may name a group the reload removed: open it again.
     const queue = this.#queues.get(group.name) ?? this.#queues.set(group.name, this.#openQueue(group)).get(group.name)!;
     const warming = opts.urgency === 'warming';
@@ -176,7 +180,7 @@ export class RefreshScheduler {
       return [];
     }
     try {
-      const claimed = await this.#claimAndAdd(context, group, queue, refs, opts);
+      const claimed = await this.#claimAndAdd(context, group, queue, refs, seen, opts);
       if (warming && claimed.length === 0) this.#releaseWarming(group);
       return claimed;
     } catch (err) {
@@ -185,7 +189,14 @@ export class RefreshScheduler {
     }
   }
 
-  async #claimAndAdd(context: RefreshContext, group: UpstreamGroup, queue: Queue, refs: CardRef[], opts: ScheduleOptions): Promise<CardRef[]> {
+  async #claimAndAdd(
+    context: RefreshContext,
+    group: UpstreamGroup,
+    queue: Queue,
+    refs: CardRef[],
+    seen: ReadonlyMap<CardRef, number | null>,
+    opts: ScheduleOptions,
+  ): Promise<CardRef[]> {
     const jobId = randomUUID();
     const priority = jobPriority(opts.urgency);
     const ttl = claimTtlMs(group);
@@ -206,7 +217,7 @@ export class RefreshScheduler {
       customer: context.customer,
       thread: context.thread ?? null,
       tenant: context.tenant ?? null,
-      cards: claimed.map((ref) => ({ cardKey: ref.cardKey, threadId: ref.threadId })),
+      cards: claimed.map((ref) => ({ cardKey: ref.cardKey, threadId: ref.threadId, ...(seen.has(ref) ? { seenFetchedAt: seen.get(ref) } : {}) })),
       force: opts.force,
       requestedAt: opts.now,
       trigger: opts.trigger,

@@ -194,24 +194,26 @@ export class CardResolver {
     const waiting = items.filter((_, i) => answers[i] === undefined);
     const force = lookups.some((l) => l.kind === 'reload');
     const ahead = items.filter((_, i) => isRefreshAhead(lookups[i]!));
+    // Each target carries the card as read, so a job that finds it loaded since makes no call.
+    const asRead = (subset: readonly Item[]) => targetsOf(subset, (item) => read.states[items.indexOf(item)]?.data?.fetchedAt ?? null);
     if (ahead.length > 0) {
       // Fresh, but inside the lead: refresh before it expires, behind every waiting request.
       d.scheduler
-        .schedule(context, targetsOf(ahead), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
+        .schedule(context, asRead(ahead), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue refresh-ahead'));
     }
 
     if (toRefresh.length > 0 && waiting.length === 0) {
       // Only stale cards: answer now, refresh in the background.
       d.scheduler
-        .schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
+        .schedule(context, asRead(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
     const kinds = lookups.map((l) => l.kind);
     if (waiting.length === 0) return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: false, read });
     return (async () => {
       await this.#takeOverPushReloads(items, waiting, read.served, now);
-      const waited = await this.#refreshAndWait(context, toRefresh, waiting, force, readAt, this.#deadline(receivedAt));
+      const waited = await this.#refreshAndWait(context, asRead(toRefresh), waiting, force, readAt, this.#deadline(receivedAt));
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
       return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: waited.degraded, read });
     })();
@@ -237,7 +239,7 @@ export class CardResolver {
   /** Enqueues the refreshes and waits for the cards that need them, until the deadline. */
   async #refreshAndWait(
     context: RefreshContext,
-    toRefresh: readonly Item[],
+    toRefresh: readonly RefreshTarget[],
     waiting: readonly Item[],
     force: boolean,
     readAt: number,
@@ -251,7 +253,7 @@ export class CardResolver {
       // Register before enqueueing, so an outcome announced at once is not missed.
       const waits = waiting.map((item) => d.notifier.wait(cardRefId(item.ref), budget.signal));
       try {
-        await d.scheduler.schedule(context, targetsOf(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
+        await d.scheduler.schedule(context, toRefresh, { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
         unwatch = d.jobWatch?.watch(targetsOf(waiting));
       } catch (err) {
         this.#warnings.warn(err, {}, 'could not enqueue refresh: calling upstreams directly');
@@ -339,7 +341,7 @@ export class CardResolver {
     const stale = items.filter((item) => answers.get(item.key)?.source !== 'cache');
     if (stale.length > 0) {
       d.scheduler
-        .schedule(context, targetsOf(stale), { force: false, now, trigger: 'request', urgency: 'background' })
+        .schedule(context, targetsOf(stale, (item) => states[items.indexOf(item)]?.data?.fetchedAt ?? null), { force: false, now, trigger: 'request', urgency: 'background' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
     return answers;
@@ -388,8 +390,9 @@ function isRefreshAhead(lookup: Lookup): boolean {
   return lookup.kind === 'fresh' && lookup.refreshAhead === true;
 }
 
-function targetsOf(items: readonly Item[]): RefreshTarget[] {
-  return items.map(({ ref, group }) => ({ ref, group }));
+/** The items as refresh targets, with the `fetchedAt` each card had when read, where known. */
+function targetsOf(items: readonly Item[], seenFetchedAt?: (item: Item) => number | null): RefreshTarget[] {
+  return items.map((item) => ({ ref: item.ref, group: item.group, ...(seenFetchedAt ? { seenFetchedAt: seenFetchedAt(item) } : {}) }));
 }
 
 function directAnswer(item: Item, outcome: DirectOutcome | undefined, d: ResolverDeps): CardAnswer {

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { textOf } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
-import { claimTtlMs } from '../../src/refresh/refresh-scheduler.js';
+import { claimTtlMs, RefreshScheduler } from '../../src/refresh/refresh-scheduler.js';
 import { groupUpstreams } from '../../src/config/upstream-groups.js';
 
 afterEach(async () => {
@@ -47,6 +47,35 @@ describe('in-flight markers of ended jobs', () => {
     } finally {
       await queue.close();
       redis.disconnect();
+    }
+  });
+});
+
+describe('a refresh claimed just after another job landed the card', () => {
+  it('makes no second upstream call: the card was loaded since the request looked, although before its look time', async () => {
+    const legacy = await startTestUpstream();
+    const config = testConfig(legacy.url);
+    const server = await startTestProxy(config, 'start');
+    const body = cardsBody(['alpha', 'beta'], 'c_race');
+    // A job lands the card. Its `fetchedAt` is taken when the upstream answered, before its outcome is recorded.
+    await eventually(async () => textOf((await postCards(server, body)).body.cards[0]) === 'alpha for c_race', 5000, 'the card to land');
+    expect(legacy.calls).toHaveLength(1);
+
+    // A request that read "nothing cached" just before that outcome was recorded, and claims just
+    // after the markers went: its look is later than the card's fetchedAt, so time cannot tell.
+    const [group] = groupUpstreams(config).groups;
+    const scheduler = new RefreshScheduler({ redis: server.redis, keys: server.store.keys, groups: [group!], maxQueuedWarming: config.warming.maxQueued });
+    try {
+      const ref = { workspaceId: 'w_test', customerId: 'c_race', threadId: null, cardKey: 'alpha' };
+      const context = { workspaceId: 'w_test', customer: { id: 'c_race', email: 'c_race@example.com', externalId: null }, thread: null, tenant: null };
+      const claimed = await scheduler.schedule(context, [{ ref, group: group!, seenFetchedAt: null }], { force: false, now: Date.now(), trigger: 'request', urgency: 'waiting' });
+      expect(claimed).toEqual([ref]);
+      const marker = server.store.keys.inflight(ref);
+      await eventually(async () => (await server.redis.get(marker)) === null, 5000, 'the job to end');
+      await eventually(() => server.logs.find('refresh job').some((l) => l.outcome === 'skipped'), 2000, 'the job to be logged as skipped');
+      expect(legacy.calls).toHaveLength(1);
+    } finally {
+      await scheduler.close();
     }
   });
 });
