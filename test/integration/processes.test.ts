@@ -245,9 +245,7 @@ describe('workers', () => {
   it('recovers the job of a worker killed mid-job in another worker process; a serve process then answers from the cache', async () => {
     // The first call is held until the client goes away; later calls answer at once.
     const legacy = await upstream((call) => (legacy.calls.length === 1 ? { delayMs: 60_000, body: cardsReply(call) } : { body: cardsReply(call) }));
-    // Short intervals for a fast test, but a lock that a live worker on a loaded machine keeps:
-    // a lock shorter than an event-loop stall hands the running job to a second run (a third call).
-    const worker = { lockDurationMs: 2000, stalledIntervalMs: 1000 };
+    const worker = { lockDurationMs: 1000, stalledIntervalMs: 1000 };
     const config = await configFor(legacy.url, { worker });
     const server = await startNode('serve', config);
     const first = await startNode('worker', await onNewPort(config), { name: 'worker-1' });
