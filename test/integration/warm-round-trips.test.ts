@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { connect } from 'node:net';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, testConfig, type TestProxy } from '../helpers/harness.js';
+import { monitor } from '../helpers/monitor.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
 
 // MONITOR sees every client of a server: on the shared Redis, other test runs' traffic floods it
@@ -31,34 +31,17 @@ afterEach(async () => {
 
 /** The commands on the test's card states and served markers while `run` runs (not the queue's, not the event feed's). */
 async function watchCommands(prefix: string, run: () => Promise<void>, settle: (seen: string[]) => boolean): Promise<string[]> {
-  // MONITOR over a plain socket: ioredis' monitor mode can trip on lines that arrive while it
-  // switches ("Command queue state error") when the server is busy, as the event feed keeps it.
-  const socket = connect(privateRedis.port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const seen: string[] = [];
+  const watched = await monitor(privateRedis.port);
   const cardKey = (a: string) => a.startsWith(`${prefix}:{`) && (a.includes('}:card:') || a.includes('}:served:'));
-  let pending = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\r\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      // +<time> [<db> <client>] "cmd" "arg" ...
-      const args = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
-      if (line.startsWith('+') && args.some(cardKey)) seen.push(args.join(' '));
-    }
-  });
-  socket.write('MONITOR\r\n');
+  const seen = () => watched.lines.filter((l) => l.args.some(cardKey)).map((l) => l.args.join(' '));
   try {
-    await new Promise((r) => setTimeout(r, 50)); // MONITOR is live
     await run();
-    await eventually(() => settle(seen), 2000, 'the expected reads');
+    await eventually(() => settle(seen()), 2000, 'the expected reads');
     await new Promise((r) => setTimeout(r, 100)); // anything written after the answers shows up too
   } finally {
-    socket.destroy();
+    watched.stop();
   }
-  return seen;
+  return seen();
 }
 
 /** The near cache's look-up counts (hit, miss, bypass) as /metrics reports them. */
