@@ -21,8 +21,10 @@ import { startBaseline } from './lib/baseline.mjs';
 import { runLoad } from './lib/load.mjs';
 import { cpuPinning, fmt, median, processCpuMs, table, target, waitFor } from './lib/util.mjs';
 
-const KEY_COUNTS = [1, 5, 25];
-const CONNECTIONS = [10, 50, 100];
+// BENCH_WARM_KEYS / BENCH_WARM_CONNECTIONS (comma-separated) narrow the matrix, e.g. to the headline 5 × 50.
+const listFromEnv = (name, fallback) => (process.env[name] ? process.env[name].split(',').map(Number) : fallback);
+const KEY_COUNTS = listFromEnv('BENCH_WARM_KEYS', [1, 5, 25]);
+const CONNECTIONS = listFromEnv('BENCH_WARM_CONNECTIONS', [10, 50, 100]);
 
 /** Starts serve + worker, warms `customers` customers × 25 cards, waits until all are cached. */
 export async function setupWarm(ctx) {
