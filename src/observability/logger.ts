@@ -4,6 +4,7 @@
  */
 import { format } from 'node:util';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { BatchedDestination } from './log-destination.js';
 
 /** Paths that may hold credentials; their values are replaced before a line is written. */
 export const REDACT_PATHS = [
@@ -116,8 +117,17 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
     hooks: { streamWrite: (line: string) => secrets.scrub(line) },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  // Asynchronous writes keep logging off the request's critical path; pino flushes on exit.
-  return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: false }));
+  // Asynchronous writes, one per turn of the event loop, keep logging off the request's critical path.
+  return pino(options, opts.destination ?? new BatchedDestination({ fd: 1, maxBufferedBytes: MAX_BUFFERED_LOG_BYTES }));
+}
+
+/** Held for stdout at most; past it, lines are dropped and counted (stdout does not keep up). */
+const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
+
+/** How many lines `log`'s destination has dropped so far (0 for a destination that does not drop). */
+export function droppedLogLines(log: Logger): number {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  return stream instanceof BatchedDestination ? stream.dropped : 0;
 }
 
 /**

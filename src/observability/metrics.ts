@@ -56,6 +56,7 @@ export class Metrics {
 
   #queueDepth: QueueDepthSource | undefined;
   #nearCache: NearCache | undefined;
+  #logLinesDropped: () => number = () => 0;
   /**
    * The per-card counters of the warm path are plain numbers per label set, added to the
    * prom-client counters at scrape time (see Tally): prom-client hashes the labels on every
@@ -211,6 +212,15 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
+    new Counter({
+      name: 'cardproxy_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout did not take them fast enough (more than 16 MiB waiting).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(metrics.#logLinesDropped());
+      },
+    });
     const near = () => metrics.#nearCache;
     new Gauge({
       name: 'cardproxy_near_cache_bytes',
@@ -238,7 +248,7 @@ export class Metrics {
     });
     new Counter({
       name: 'cardproxy_near_cache_lookups_total',
-      help: 'Card look-ups by the near cache: hit, miss (read from RedisClient), bypass (feed not current: read from RedisClient).',
+      help: 'Card look-ups by the near cache: hit, miss (read from Redis), bypass (feed not current: read from Redis).',
       labelNames: ['result'],
       registers,
       collect() {
@@ -258,6 +268,11 @@ export class Metrics {
         this.inc(near()?.stats.caughtUp ?? 0);
       },
     });
+  }
+
+  /** Where the dropped-log-lines counter reads its count at scrape time. */
+  setLogDrops(source: () => number): void {
+    this.#logLinesDropped = source;
   }
 
   /** The near cache whose size and hit counts the near-cache metrics read at scrape time. */

@@ -13,7 +13,7 @@ import { keyLayout } from '../redis/keys.js';
 import { CardStore } from '../redis/card-store.js';
 import { createCommandConnection, createFeedConnection, createSubscriberConnection, createJobConnection, describeEndpoint, waitUntilReady, type RedisClient } from '../redis/connections.js';
 import { Metrics } from '../observability/metrics.js';
-import { createLogger, type LogSecrets } from '../observability/logger.js';
+import { createLogger, droppedLogLines, type LogSecrets } from '../observability/logger.js';
 import { configSecrets } from '../config/secrets.js';
 import { RefreshScheduler } from '../refresh/refresh-scheduler.js';
 import { RefreshNotifier } from '../refresh/refresh-notifier.js';
@@ -100,6 +100,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   for (const warning of configWarnings(config)) log.warn({ role }, warning);
 
   const metrics = new Metrics({ budgetMs: config.budgetMs });
+  metrics.setLogDrops(() => droppedLogLines(log));
   const keys = keyLayout(config.redis.keyPrefix, config.events.shards);
   // Everything below reads the card policies and upstream groups through the live views, so a
   // configuration reloaded on SIGHUP is in use at once.
