@@ -6,9 +6,10 @@
  * `<prefix>:cache-epoch` when it is done, and the feed drops everything when that value moves.
  *
  * One connection of its own, polling `GET epoch` + `XREAD` (not blocking) from the last id read
- * `POLL_MS` after the previous reply (about 100 cheap commands a second per process; on a Redis
- * Cluster, where one XREAD cannot span slots, one XREAD per shard stream, sent together), or at
- * once when requests wait for it (NearCache.whenCaughtUp: the feed fell behind the lag bound).
+ * `POLL_MS` after the previous reply while requests read through the near cache (about 50 cheap
+ * commands a second per process; on a Redis Cluster, where one XREAD cannot span slots, one XREAD
+ * per shard stream, sent together), `IDLE_POLL_MS` after it while none do, or at once when
+ * requests wait for it (NearCache.whenCaughtUp: the feed fell behind the lag bound).
  * Each reply that is not truncated by COUNT confirms "every change made before this command was
  * sent is applied", which is what the near cache's lag check reads. (A blocking XREAD would
  * deliver events sooner and cost nothing while idle, but the lag check needs that confirmation
@@ -26,8 +27,18 @@ import type { Logger } from 'pino';
 import type { KeyLayout } from '../redis/keys.js';
 import type { NearCache } from './near-cache.js';
 
-/** Pause between polls when the last one found the log read to its end. */
-const POLL_MS = 20;
+/**
+ * Pause between polls when the last one found the log read to its end, while requests read
+ * through the near cache: each reply confirms the position for `maxLagMs` (75 ms), so the next one
+ * normally lands before that lapses, leaving room for timers that fire late under load.
+ */
+const POLL_MS = 40;
+/**
+ * The pause while no request reads through the near cache: nothing is served that needs the
+ * confirmation, so the feed only keeps its position and its connection checked (a process idles
+ * at one poll a second instead of 25). The first request after the lull waits one round trip.
+ */
+const IDLE_POLL_MS = 1000;
 /** Entries per XREAD; a full reply means more may be waiting. */
 const COUNT = 1000;
 /** A reply later than this means the feed is stuck (a hung connection): drop and reconnect. */
@@ -122,7 +133,7 @@ export class ChangeFeed {
         if (!more) {
           this.#near.covered(sentAt);
           // At once when requests wait for the feed to catch up (see NearCache.whenCaughtUp).
-          await this.#near.pause(POLL_MS);
+          await this.#near.pause(this.#near.inDemand() ? POLL_MS : IDLE_POLL_MS);
         }
       } catch (err) {
         if (this.#closed) break;

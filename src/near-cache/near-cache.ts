@@ -62,6 +62,8 @@ export interface ReadTicket {
 const ENTRY_OVERHEAD_BYTES = 400;
 /** Estimate per remembered served marker (its key string and the map slot). */
 const SERVED_OVERHEAD_BYTES = 200;
+/** How long after the last request the feed keeps confirming its position at its busy pace. */
+const DEMAND_WINDOW_MS = 1000;
 /** Served markers remembered per entry at most; past it the memory starts over (markers are written again). */
 const MAX_SERVED_PER_ENTRY = 64;
 
@@ -116,6 +118,8 @@ export class NearCache {
   #catchUp: CatchUp | undefined;
   /** Ends the feed's pause between polls (see `pause`). */
   #wakeFeed: (() => void) | undefined;
+  /** When a request last asked whether entries may be served (monotonic ms). */
+  #demandedAt = -Infinity;
 
   constructor(opts: NearCacheOptions) {
     this.maxBytes = opts.maxBytes;
@@ -145,6 +149,25 @@ export class NearCache {
   /** Whether entries may be served now: the feed is continuous and has caught up recently enough. */
   get trusted(): boolean {
     return this.#continuous && this.#monotonicNow() - this.#coveredAt <= this.#maxLagMs;
+  }
+
+  /**
+   * `trusted`, asked by a request about to read: also notes the demand, which keeps the feed
+   * confirming its position at its busy pace (see `inDemand`).
+   */
+  admit(): boolean {
+    const now = this.#monotonicNow();
+    this.#demandedAt = now;
+    return this.#continuous && now - this.#coveredAt <= this.#maxLagMs;
+  }
+
+  /**
+   * Whether requests read through the near cache within the last `DEMAND_WINDOW_MS`. While none
+   * do, the feed confirms its position rarely (nobody needs it to be current); the first request
+   * after such a lull finds it not `trusted` and waits one feed round trip (`whenCaughtUp`).
+   */
+  inDemand(): boolean {
+    return this.#monotonicNow() - this.#demandedAt <= DEMAND_WINDOW_MS;
   }
 
   /** Whether the feed is continuous (it may still lag). */

@@ -94,7 +94,7 @@ export class CardStore {
     const cardKeys = new Array<string>(n);
     for (let i = 0; i < n; i++) cardKeys[i] = this.#keys.card(refs[i]!);
     const near = this.#near;
-    let trusted = near?.trusted === true;
+    let trusted = near?.admit() === true;
     if (near && !trusted && near.continuous && cardKeys.some((key) => near.holds(key))) {
       // The feed fell behind: wait for its next confirmation rather than each reading Redis (when
       // there is something to gain: a request for cards it holds none of reads Redis anyway).
@@ -165,7 +165,7 @@ export class CardStore {
     readMarkers: boolean,
   ): { states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] } | undefined {
     const near = this.#near;
-    if (near === undefined || readMarkers || !near.trusted) return undefined;
+    if (near === undefined || readMarkers || !near.admit()) return undefined;
     const n = refs.length;
     const now = this.#clock.now();
     const states = new Array<ServedCardState | undefined>(n);

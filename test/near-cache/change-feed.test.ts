@@ -13,6 +13,8 @@ import { ChangeFeed } from '../../src/near-cache/change-feed.js';
 import { NearCache } from '../../src/near-cache/near-cache.js';
 import { keyLayout } from '../../src/redis/keys.js';
 import { eventually, redisUrl } from '../helpers/harness.js';
+import { monitor } from '../helpers/monitor.js';
+import { startPrivateRedis } from '../helpers/private-redis.js';
 
 const STATE = { data: null, failure: null, invalidatedAt: null, customerEmail: null, customerExternalId: null } as unknown as ServedCardState;
 
@@ -21,12 +23,12 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function feedWithClock() {
+async function feedWithClock(url = redisUrl()) {
   const keys = keyLayout(`test-${randomUUID().slice(0, 8)}`, 1);
   let offset = 0;
   const near = new NearCache({ maxBytes: 1_000_000, maxLagMs: 75, catchUpWaitMs: 2000, monotonicNow: () => performance.now() + offset });
-  const feedRedis = new Redis(redisUrl());
-  const redis = new Redis(redisUrl());
+  const feedRedis = new Redis(url);
+  const redis = new Redis(url);
   const feed = new ChangeFeed({ redis: feedRedis, keys, near, log: pino({ level: 'silent' }) });
   cleanups.push(async () => {
     await feed.close();
@@ -72,5 +74,35 @@ describe('a feed behind the lag bound', () => {
     await near.whenCaughtUp();
     expect(near.trusted).toBe(true);
     expect(near.size).toBe(0);
+  });
+});
+
+describe('the pace of the feed', () => {
+  it('polls about once a second while no request reads through the near cache, at its busy pace while requests do', async () => {
+    const privateRedis = await startPrivateRedis();
+    cleanups.push(() => privateRedis.stop());
+    const { keys, near } = await feedWithClock(privateRedis.url());
+    const watched = await monitor(privateRedis.port);
+    cleanups.push(async () => watched.stop());
+    const polls = () => watched.lines.filter((l) => l.args[0]?.toLowerCase() === 'xread' && l.args.includes(keys.eventStream(0))).length;
+    const watch = async (ms: number, during?: () => void) => {
+      const before = polls();
+      const timer = during ? setInterval(during, 20) : undefined;
+      await new Promise((r) => setTimeout(r, ms));
+      clearInterval(timer);
+      return polls() - before;
+    };
+    // Idle: nothing reads, so the feed only keeps its position (1 poll a second).
+    const idle = await watch(2500);
+    expect(idle).toBeGreaterThanOrEqual(1);
+    expect(idle).toBeLessThanOrEqual(4);
+    // The first request after the lull finds the confirmation too old, and waits for one poll.
+    expect(near.admit()).toBe(false);
+    await near.whenCaughtUp();
+    expect(near.trusted).toBe(true);
+    // Requests keep coming (every 20 ms): a poll every 40 ms plus its round trip, about 25 a second.
+    const busy = await watch(1000, () => near.admit());
+    expect(busy).toBeGreaterThanOrEqual(12);
+    expect(busy).toBeLessThanOrEqual(30);
   });
 });
