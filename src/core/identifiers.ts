@@ -8,12 +8,10 @@
  */
 import { z } from 'zod';
 
-/** A surrogate not part of a pair. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** True when `text` holds no lone UTF-16 surrogate, so it can be encoded (UTF-8, URI). */
 export function isWellFormed(text: string): boolean {
-  return !LONE_SURROGATE.test(text);
+  // ES2024's String.prototype.isWellFormed (Node 20+), a native scan; TypeScript's lib here is ES2023.
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 export const NOT_WELL_FORMED = 'must be valid Unicode text (it contains an unpaired UTF-16 surrogate)';
