@@ -100,9 +100,10 @@ describe('the pace of the feed', () => {
     expect(near.admit()).toBe(false);
     await near.whenCaughtUp();
     expect(near.trusted).toBe(true);
-    // Requests keep coming (every 20 ms): a poll every 40 ms plus its round trip, about 25 a second.
+    // Requests keep coming (every 20 ms): a poll every 40 ms plus its round trip, about 25 a second
+    // (at least 8 even when a loaded machine delays the timers; far above the idle pace).
     const busy = await watch(1000, () => near.admit());
-    expect(busy).toBeGreaterThanOrEqual(12);
+    expect(busy).toBeGreaterThanOrEqual(8);
     expect(busy).toBeLessThanOrEqual(30);
   });
 });
