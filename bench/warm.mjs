@@ -25,6 +25,9 @@ import { cpuPinning, fmt, median, processCpuMs, table, target, waitFor } from '.
 const listFromEnv = (name, fallback) => (process.env[name] ? process.env[name].split(',').map(Number) : fallback);
 const KEY_COUNTS = listFromEnv('BENCH_WARM_KEYS', [1, 5, 25]);
 const CONNECTIONS = listFromEnv('BENCH_WARM_CONNECTIONS', [10, 50, 100]);
+if (!KEY_COUNTS.includes(5) || !CONNECTIONS.includes(50)) {
+  throw new Error('BENCH_WARM_KEYS and BENCH_WARM_CONNECTIONS must keep 5 keys × 50 connections: the targets are measured there');
+}
 
 /** Starts serve + worker, warms `customers` customers × 25 cards, waits until all are cached. */
 export async function setupWarm(ctx) {
@@ -146,6 +149,8 @@ export async function runWarm(ctx, warm) {
           proxy: summarize(proxyRuns),
           base: summarize(baseRuns),
           pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
+          // Per round, the two sides measured back to back: how much the ratio moves on this machine.
+          rounds: proxyRuns.map((p, i) => ({ proxyCpuUs: p.serverCpuUsPerReq, baseCpuUs: baseRuns[i].serverCpuUsPerReq })),
         };
         row.ratio = row.proxy.rps / row.base.rps;
         row.cpuRatio = row.proxy.cpuUs / row.base.cpuUs;
@@ -208,6 +213,10 @@ export async function runWarm(ctx, warm) {
       `cardproxy ${fmt.int(headline.paced.rps)} req/s, p50 ${fmt.ms(headline.paced.p50)} ms, p99 ${fmt.ms(headline.paced.p99)} ms; ` +
       `the bare baseline at the same rate ${fmt.int(headline.paced.base.rps)} req/s, p50 ${fmt.ms(headline.paced.base.p50)} ms, p99 ${fmt.ms(headline.paced.base.p99)} ms ` +
       `(what this machine and load generator add on their own).`,
+    '',
+    `Rounds of 5 keys × 50 connections, cardproxy vs baseline CPU µs/req (ratio): ` +
+      headline.rounds.map((r) => `${fmt.ms(r.proxyCpuUs, 1)} vs ${fmt.ms(r.baseCpuUs, 1)} (${fmt.ratio(r.proxyCpuUs / r.baseCpuUs)}×)`).join(', ') +
+      ` — the spread is this machine's noise; the table gives medians of each side.`,
     '',
     `Server CPU per request: CPU time of the server process (/proc/<pid>/stat, user + system) during a run ÷ requests answered. ` +
       `Load generator CPU: its own CPU time ÷ wall time (share of one core); requests pre-built and pre-signed before each run.`,
