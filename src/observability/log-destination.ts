@@ -7,9 +7,8 @@
  *
  * A line is never held longer than the turn that wrote it (then it is on its way to the file
  * descriptor, as before), so what an operator sees is not delayed. On exit the held lines are
- * written synchronously before sonic-boom's own exit flush. Memory is bounded: sonic-boom drops
- * what exceeds `maxBufferedBytes` while stdout does not keep up (counted, see `dropped`), instead
- * of growing without end.
+ * written synchronously. Memory is bounded: sonic-boom drops what exceeds `maxBufferedBytes`
+ * while stdout does not keep up (counted, see `dropped`), instead of growing without end.
  */
 import { pino, type DestinationStream } from 'pino';
 
@@ -22,8 +21,14 @@ export class BatchedDestination implements DestinationStream {
   #dropped = 0;
 
   constructor(opts: { fd: number; maxBufferedBytes: number }) {
-    // Registered before sonic-boom's exit flush (pino registers it on creation), so it runs first.
-    process.once('exit', () => this.#handOver());
+    // Synchronously, whether or not pino's own exit flush of sonic-boom ran before this one.
+    process.once('exit', () => {
+      try {
+        this.flushSync();
+      } catch {
+        // stdout is gone (closed pipe): nothing left to write to.
+      }
+    });
     this.#target = pino.destination({ dest: opts.fd, sync: false, maxLength: opts.maxBufferedBytes });
     this.#target.on('drop', (chunk: string) => (this.#dropped += countLines(chunk)));
   }
