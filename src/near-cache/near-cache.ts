@@ -148,7 +148,7 @@ export class NearCache {
 
   /** Whether entries may be served now: the feed is continuous and has caught up recently enough. */
   get trusted(): boolean {
-    return this.#continuous && this.#monotonicNow() - this.#coveredAt <= this.#maxLagMs;
+    return this.#trustedAt(this.#monotonicNow());
   }
 
   /**
@@ -158,6 +158,10 @@ export class NearCache {
   admit(): boolean {
     const now = this.#monotonicNow();
     this.#demandedAt = now;
+    return this.#trustedAt(now);
+  }
+
+  #trustedAt(now: number): boolean {
     return this.#continuous && now - this.#coveredAt <= this.#maxLagMs;
   }
 

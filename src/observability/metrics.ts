@@ -212,15 +212,12 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
-    new Counter({
-      name: 'cardproxy_log_lines_dropped_total',
-      help: 'Log lines dropped because stdout did not take them fast enough (more than 16 MiB waiting).',
+    counterReading(
       registers,
-      collect() {
-        this.reset();
-        this.inc(metrics.#logLinesDropped());
-      },
-    });
+      'cardproxy_log_lines_dropped_total',
+      'Log lines dropped because stdout did not take them fast enough (more than 16 MiB waiting).',
+      () => metrics.#logLinesDropped(),
+    );
     const near = () => metrics.#nearCache;
     new Gauge({
       name: 'cardproxy_near_cache_bytes',
@@ -259,15 +256,12 @@ export class Metrics {
         this.inc({ result: 'bypass' }, stats.bypassed);
       },
     });
-    new Counter({
-      name: 'cardproxy_near_cache_catch_up_waits_total',
-      help: 'Requests that found the near cache feed behind the lag bound and waited (at most 50 ms) for its next confirmation instead of reading Redis.',
+    counterReading(
       registers,
-      collect() {
-        this.reset();
-        this.inc(near()?.stats.caughtUp ?? 0);
-      },
-    });
+      'cardproxy_near_cache_catch_up_waits_total',
+      'Requests that found the near cache feed behind the lag bound and waited (at most 50 ms) for its next confirmation instead of reading Redis.',
+      () => near()?.stats.caughtUp ?? 0,
+    );
   }
 
   /** Where the dropped-log-lines counter reads its count at scrape time. */
@@ -326,6 +320,19 @@ export class Metrics {
   recordServed(cardKey: string, source: AnswerSource): void {
     this.#servedTally.add(cardKey, source);
   }
+}
+
+/** A counter without labels whose value is kept elsewhere as a plain number and read at scrape time. */
+function counterReading(registers: Registry[], name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
 }
 
 /**

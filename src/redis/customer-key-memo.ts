@@ -10,7 +10,7 @@
 
 /**
  * One customer's kept keys: card projection and served-marker keys, by card key without a thread,
- * by `threadId(thread, cardKey)` with one.
+ * by `threadIdOf(thread, cardKey)` with one.
  */
 export interface CustomerKeys {
   readonly card: Map<string, string>;
@@ -19,8 +19,11 @@ export interface CustomerKeys {
   readonly servedInThread: Map<string, string>;
 }
 
+/** Builds a key from a customer's card and context (see `CustomerKeyMemo.key`). */
+export type KeyBuilder = (workspaceId: string, customerId: string, threadId: string | null, cardKey: string) => string;
+
 /** An unambiguous id for a card key in a thread (the thread's length first). */
-export function threadId(thread: string, cardKey: string): string {
+function threadIdOf(thread: string, cardKey: string): string {
   return `${thread.length}:${thread}${cardKey}`;
 }
 
@@ -49,6 +52,17 @@ export class CustomerKeyMemo {
     customers.set(customerId, keys);
     this.#grow(CUSTOMER_OVERHEAD_CHARS + workspaceId.length + customerId.length);
     return keys;
+  }
+
+  /**
+   * The `kind` key of a customer's card (in `threadId`'s context, or none): the kept one, else
+   * `build`'s, kept. `build` is made once by the caller (no closure per look-up).
+   */
+  key(kind: 'card' | 'served', workspaceId: string, customerId: string, threadId: string | null, cardKey: string, build: KeyBuilder): string {
+    const kept = this.of(workspaceId, customerId);
+    const map = threadId === null ? kept[kind] : kind === 'card' ? kept.cardInThread : kept.servedInThread;
+    const id = threadId === null ? cardKey : threadIdOf(threadId, cardKey);
+    return map.get(id) ?? this.keep(map, id, build(workspaceId, customerId, threadId, cardKey));
   }
 
   /** Keeps `key` under `id` in one of a customer's maps (from `of`); returns `key`. */

@@ -7,7 +7,7 @@
  * so that `:`, `{` and `}` in them cannot break the layout or the hash tag.
  */
 import type { CardRef } from '../core/card-ref.js';
-import { CustomerKeyMemo, threadId } from './customer-key-memo.js';
+import { CustomerKeyMemo, type KeyBuilder } from './customer-key-memo.js';
 
 const enc = encodeURIComponent;
 
@@ -92,6 +92,9 @@ export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
   const cardScoped = (kind: string, ref: CardRef) => `${customerKey(kind, ref.workspaceId, ref.customerId)}:${cardSuffix(ref)}`;
   // The keys a warm request builds (projection and served marker), kept for recent customers.
   const keys = new CustomerKeyMemo(MEMO_CHARS);
+  const buildCardKey: KeyBuilder = (workspaceId, customerId, threadId, cardKey) => cardScoped('card', { workspaceId, customerId, threadId, cardKey });
+  const buildServedKey: KeyBuilder = (workspaceId, customerId, contextThreadId, cardKey) =>
+    `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`;
   // Encoded parts hold no ':', '{' or '}', and the prefix no ':' (KEY_PREFIX_PATTERN).
   const cardKeyPattern = new RegExp(`^${escapeRegExp(prefix)}:\\{[^{}]*\\}:card:([^:]*):([^:]*):([^:]+)(?::([^:]+))?$`);
   const parseCard = (key: string): CardRef | null => {
@@ -118,23 +121,11 @@ export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
     ttlOverrides: `${shardTag(0)}:ttl-overrides`,
     refreshChannel: (shard: number) => `${shardTag(checkShard(shard, shardCount))}:refresh-outcomes`,
     cacheEpoch: `${prefix}:cache-epoch`,
-    card: (ref: CardRef) => {
-      const kept = keys.of(ref.workspaceId, ref.customerId);
-      const memo = ref.threadId === null ? kept.card : kept.cardInThread;
-      const id = ref.threadId === null ? ref.cardKey : threadId(ref.threadId, ref.cardKey);
-      return memo.get(id) ?? keys.keep(memo, id, cardScoped('card', ref));
-    },
+    card: (ref: CardRef) => keys.key('card', ref.workspaceId, ref.customerId, ref.threadId, ref.cardKey, buildCardKey),
     components: (ref: CardRef) => cardScoped('components', ref),
     inflight: (ref: CardRef) => cardScoped('inflight', ref),
-    served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) => {
-      const kept = keys.of(workspaceId, customerId);
-      const memo = contextThreadId === null ? kept.served : kept.servedInThread;
-      const id = contextThreadId === null ? cardKey : threadId(contextThreadId, cardKey);
-      return (
-        memo.get(id) ??
-        keys.keep(memo, id, `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`)
-      );
-    },
+    served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>
+      keys.key('served', workspaceId, customerId, contextThreadId, cardKey, buildServedKey),
     awaitingReload: (workspaceId: string, customerId: string, cardKey: string) =>
       `${customerKey('awaiting-reload', workspaceId, customerId)}:${enc(cardKey)}`,
     customerIndex: (shard: number, kind: CustomerIndexKind, value: string) =>

@@ -6,7 +6,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import type { CardRef } from '../core/card-ref.js';
+import { cardRefId, type CardRef } from '../core/card-ref.js';
 import type { CardPolicy } from '../config/card-policy.js';
 import type { UpstreamGroup } from '../config/upstream-groups.js';
 import type { CardStore } from '../redis/card-store.js';
@@ -119,11 +119,12 @@ export function jobCardRefs(data: RefreshJobData): CardRef[] {
 /** The cards still to load: those not loaded since the refresh was asked for. */
 async function skipFreshlyLoaded(store: CardStore, refs: CardRef[], data: RefreshJobData): Promise<CardRef[]> {
   const states = await store.readStates(refs);
-  const seen = new Map(data.cards.map((c) => [`${c.threadId ?? ''}\n${c.cardKey}`, c.seenFetchedAt]));
+  // jobCardRefs lists the job's cards in the order of `data.cards`.
+  const seen = new Map(jobCardRefs(data).map((ref, i) => [cardRefId(ref), data.cards[i]!.seenFetchedAt]));
   return refs.filter((ref, i) => {
     const fetchedAt = states[i]?.data?.fetchedAt;
     if (fetchedAt === undefined) return true;
-    const seenFetchedAt = seen.get(`${ref.threadId ?? ''}\n${ref.cardKey}`);
+    const seenFetchedAt = seen.get(cardRefId(ref));
     const loadedSinceLook = seenFetchedAt !== undefined && fetchedAt !== seenFetchedAt;
     return !loadedSinceLook && fetchedAt < data.requestedAt;
   });

@@ -195,7 +195,7 @@ export class CardResolver {
     const force = lookups.some((l) => l.kind === 'reload');
     const ahead = items.filter((_, i) => isRefreshAhead(lookups[i]!));
     // Each target carries the card as read, so a job that finds it loaded since makes no call.
-    const asRead = (subset: readonly Item[]) => targetsOf(subset, (item) => read.states[items.indexOf(item)]?.data?.fetchedAt ?? null);
+    const asRead = (subset: readonly Item[]) => targetsAsRead(subset, items, read.states);
     if (ahead.length > 0) {
       // Fresh, but inside the lead: refresh before it expires, behind every waiting request.
       d.scheduler
@@ -341,7 +341,7 @@ export class CardResolver {
     const stale = items.filter((item) => answers.get(item.key)?.source !== 'cache');
     if (stale.length > 0) {
       d.scheduler
-        .schedule(context, targetsOf(stale, (item) => states[items.indexOf(item)]?.data?.fetchedAt ?? null), { force: false, now, trigger: 'request', urgency: 'background' })
+        .schedule(context, targetsAsRead(stale, items, states), { force: false, now, trigger: 'request', urgency: 'background' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
     return answers;
@@ -390,9 +390,17 @@ function isRefreshAhead(lookup: Lookup): boolean {
   return lookup.kind === 'fresh' && lookup.refreshAhead === true;
 }
 
-/** The items as refresh targets, with the `fetchedAt` each card had when read, where known. */
-function targetsOf(items: readonly Item[], seenFetchedAt?: (item: Item) => number | null): RefreshTarget[] {
-  return items.map((item) => ({ ref: item.ref, group: item.group, ...(seenFetchedAt ? { seenFetchedAt: seenFetchedAt(item) } : {}) }));
+/** The items as refresh targets. */
+function targetsOf(items: readonly Item[]): RefreshTarget[] {
+  return items.map((item) => ({ ref: item.ref, group: item.group }));
+}
+
+/**
+ * `subset` of `items` as refresh targets, each with the `fetchedAt` its card had in `states` (read
+ * for `items`, in their order; null when nothing was cached).
+ */
+function targetsAsRead(subset: readonly Item[], items: readonly Item[], states: readonly ({ readonly data: { readonly fetchedAt: number } | null } | undefined)[]): RefreshTarget[] {
+  return subset.map((item) => ({ ref: item.ref, group: item.group, seenFetchedAt: states[items.indexOf(item)]?.data?.fetchedAt ?? null }));
 }
 
 function directAnswer(item: Item, outcome: DirectOutcome | undefined, d: ResolverDeps): CardAnswer {
