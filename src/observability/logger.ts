@@ -117,7 +117,7 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
     hooks: { streamWrite: (line: string) => secrets.scrub(line) },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  // Asynchronous writes, one per turn of the event loop, keep logging off the request's critical path.
+  // Asynchronous writes of the lines held for a few milliseconds keep logging off the request's critical path.
   return pino(options, opts.destination ?? new BatchedDestination({ fd: 1, maxBufferedBytes: MAX_BUFFERED_LOG_BYTES }));
 }
 

@@ -1,7 +1,7 @@
 /**
- * The process's stdout log destination: the lines of one event-loop turn reach the file
- * descriptor together, in order, right after the turn; held lines survive `process.exit()`;
- * and past its bound it drops lines and counts them instead of holding them without end.
+ * The process's stdout log destination: lines are held for a few milliseconds and reach the file
+ * descriptor together, in order; held lines survive `process.exit()` and never keep a process
+ * alive; and past its bound it drops lines and counts them instead of holding them without end.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -26,17 +26,50 @@ function tempFile(): { path: string; fd: number } {
 }
 
 describe('BatchedDestination', () => {
-  it('writes nothing while a turn runs, then that turn\'s lines in order', async () => {
+  it('holds lines across turns of the event loop, then writes them in order', async () => {
     const { path, fd } = tempFile();
-    const dest = new BatchedDestination({ fd, maxBufferedBytes: 1024 * 1024 });
+    const dest = new BatchedDestination({ fd, maxBufferedBytes: 1024 * 1024, holdMs: 300 });
     const lines = Array.from({ length: 50 }, (_, i) => `{"n":${i}}\n`);
+    const started = performance.now();
     for (const line of lines) dest.write(line);
-    expect(readFileSync(path, 'utf8')).toBe('');
-    await eventually(() => expect(readFileSync(path, 'utf8')).toBe(lines.join('')));
+    await new Promise((resolve) => setImmediate(resolve));
     dest.write('{"n":"next turn"}\n');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Nothing is written while the first line is held (unless this machine stalled past the hold)…
+    if (performance.now() - started < 250) expect(readFileSync(path, 'utf8')).toBe('');
+    // …and then both turns' lines, in order, once the hold ends.
     await eventually(() => expect(readFileSync(path, 'utf8')).toBe(`${lines.join('')}{"n":"next turn"}\n`));
     expect(dest.dropped).toBe(0);
     closeSync(fd);
+  });
+
+  it('hands over at once what reaches 64 KiB, without waiting for the hold to end', async () => {
+    const { path, fd } = tempFile();
+    const dest = new BatchedDestination({ fd, maxBufferedBytes: 1024 * 1024, holdMs: 60_000 });
+    const line = `${'y'.repeat(1023)}\n`;
+    for (let i = 0; i < 64; i++) dest.write(line);
+    // Handed to the writer in this turn: flushSync writes it (the timer has not fired: same turn).
+    dest.flushSync();
+    await eventually(() => expect(readFileSync(path, 'utf8')).toBe(line.repeat(64)));
+    // A line under the size is held (for a minute here) until flushed.
+    dest.write('{"after":true}\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(readFileSync(path, 'utf8')).toBe(line.repeat(64));
+    dest.flushSync();
+    expect(readFileSync(path, 'utf8')).toBe(`${line.repeat(64)}{"after":true}\n`);
+    closeSync(fd);
+  });
+
+  it('writes the line it still holds when the process ends on its own', () => {
+    const script = `
+      import { createLogger } from './dist/observability/logger.js';
+      const log = createLogger({ level: 'info' });
+      log.info({ last: true }, 'held at exit');
+    `;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
+    expect(run.status).toBe(0);
+    const seen = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { last?: boolean; msg: string });
+    expect(seen).toEqual([expect.objectContaining({ last: true, msg: 'held at exit' })]);
   });
 
   it('writes what it holds synchronously on flushSync', () => {
