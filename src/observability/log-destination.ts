@@ -15,6 +15,7 @@
  * `dropped`) instead of holding them without end. A line is delayed by at most `HOLD_MS`, which
  * no operator reading logs can tell. On exit the held lines are written synchronously.
  */
+import { writeSync } from 'node:fs';
 import { pino, type DestinationStream } from 'pino';
 
 type SonicBoom = ReturnType<typeof pino.destination>;
@@ -30,10 +31,12 @@ export class BatchedDestination implements DestinationStream {
   #heldLength = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #holdMs: number;
+  readonly #fd: number;
   #dropped = 0;
 
   constructor(opts: { fd: number; maxBufferedBytes: number; holdMs?: number }) {
     this.#holdMs = opts.holdMs ?? HOLD_MS;
+    this.#fd = opts.fd;
     // Synchronously, whether or not pino's own exit flush of sonic-boom ran before this one.
     process.once('exit', () => {
       try {
@@ -65,22 +68,34 @@ export class BatchedDestination implements DestinationStream {
     this.#target.flush(cb);
   }
 
+  /**
+   * Writes what the writer queued, then what is held, synchronously (on exit). Held lines are not
+   * handed over first: the writer would start an asynchronous write of them, which its own
+   * `flushSync` leaves to the thread pool, where an exiting process may lose it. (A write the
+   * writer has under way already may still land after them.)
+   */
   flushSync(): void {
-    this.#handOver();
     this.#target.flushSync();
+    const chunk = this.#take();
+    for (let at = 0, bytes = Buffer.from(chunk, 'utf8'); at < bytes.length; ) at += writeSync(this.#fd, bytes, at, bytes.length - at);
   }
 
   readonly #handOver = (): void => {
+    const chunk = this.#take();
+    if (chunk !== '') this.#target.write(chunk);
+  };
+
+  /** The held lines as one string ('' if none), no longer held. */
+  #take(): string {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#held.length === 0) return;
     const chunk = this.#held.length === 1 ? this.#held[0]! : this.#held.join('');
     this.#held = [];
     this.#heldLength = 0;
-    this.#target.write(chunk);
-  };
+    return chunk;
+  }
 }
 
 function countLines(text: string): number {
