@@ -178,6 +178,8 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   const secrets = new LogSecrets(configSecrets(config));
   const log = createLogger({ secrets });
   routeConsoleWarnings(log);
+  const { applyV8Settings } = await import('./runtime/v8-settings.js');
+  applyV8Settings();
   const { startCardproxy } = await import('./runtime/cardproxy.js');
   const { TlsFileError } = await import('./http/tls.js');
   let proxy: Awaited<ReturnType<typeof startCardproxy>>;
