@@ -70,12 +70,31 @@ function summarize(runs) {
   };
 }
 
-/** Runs the load against `url` while measuring the server process `pid`'s CPU time. */
-async function measuredLoad(spec, pid) {
+const GC = 'cardproxy_nodejs_gc_duration_seconds_sum';
+
+/** Seconds of garbage-collection pauses of a cardproxy process so far, by kind (minor, major, incremental, weakcb). */
+async function gcSeconds(url) {
+  return sumBy(await scrapeMetrics(url, [GC]), GC, 'kind');
+}
+
+/**
+ * Runs the load against `url` while measuring the server process `pid`'s CPU time; for a
+ * cardproxy process (`gcUrl`) also its garbage-collection pauses (read from its /metrics outside
+ * the measured window): young collections (`minor`) and the rest.
+ */
+async function measuredLoad(spec, pid, gcUrl) {
+  const gcBefore = gcUrl ? await gcSeconds(gcUrl) : undefined;
   const before = processCpuMs(pid);
   const res = await runLoad(spec);
   const serverCpuMs = processCpuMs(pid) - before;
-  return { ...res, serverCpuUsPerReq: (serverCpuMs * 1000) / Math.max(1, res.total), loadCpuShare: res.cpuMs / res.wallMs };
+  const perReq = (seconds) => (seconds * 1e6) / Math.max(1, res.total);
+  let gc;
+  if (gcUrl) {
+    const gcAfter = await gcSeconds(gcUrl);
+    const delta = (kind) => (gcAfter[kind] ?? 0) - (gcBefore[kind] ?? 0);
+    gc = { minorUs: perReq(delta('minor')), otherUs: perReq(delta('major') + delta('incremental') + delta('weakcb')) };
+  }
+  return { ...res, serverCpuUsPerReq: (serverCpuMs * 1000) / Math.max(1, res.total), loadCpuShare: res.cpuMs / res.wallMs, gc };
 }
 
 /** The body of a real answer for `k` keys, for the baseline to return byte for byte. */
@@ -135,7 +154,11 @@ export async function runWarm(ctx, warm) {
         for (let r = 0; r < roundsOf(k, c); r++) {
           const order = r % 2 === 0 ? ['base', 'proxy'] : ['proxy', 'base'];
           for (const which of order) {
-            const res = await measuredLoad(spec(which === 'base' ? baseline.url : warm.serve.url, c, duration), which === 'base' ? baseline.pid : warm.serve.pid);
+            const res = await measuredLoad(
+              spec(which === 'base' ? baseline.url : warm.serve.url, c, duration),
+              which === 'base' ? baseline.pid : warm.serve.pid,
+              which === 'base' ? undefined : warm.serve.url,
+            );
             if (res.non2xx > 0 || res.errors > 0) {
               throw new Error(`${which} run (${k} keys, ${c} conns) had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
             }
@@ -150,7 +173,7 @@ export async function runWarm(ctx, warm) {
           base: summarize(baseRuns),
           pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
           // Per round, the two sides measured back to back: how much the ratio moves on this machine.
-          rounds: proxyRuns.map((p, i) => ({ proxyCpuUs: p.serverCpuUsPerReq, baseCpuUs: baseRuns[i].serverCpuUsPerReq })),
+          rounds: proxyRuns.map((p, i) => ({ proxyCpuUs: p.serverCpuUsPerReq, baseCpuUs: baseRuns[i].serverCpuUsPerReq, gc: p.gc })),
         };
         row.ratio = row.proxy.rps / row.base.rps;
         row.cpuRatio = row.proxy.cpuUs / row.base.cpuUs;
@@ -216,7 +239,10 @@ export async function runWarm(ctx, warm) {
     '',
     `Rounds of 5 keys × 50 connections, cardproxy vs baseline CPU µs/req (ratio): ` +
       headline.rounds.map((r) => `${fmt.ms(r.proxyCpuUs, 1)} vs ${fmt.ms(r.baseCpuUs, 1)} (${fmt.ratio(r.proxyCpuUs / r.baseCpuUs)}×)`).join(', ') +
-      ` — the spread is this machine's noise; the table gives medians of each side.`,
+      ` — the spread is this machine's noise; the table gives medians of each side. ` +
+      `cardproxy's garbage-collection pauses in those rounds, µs per request (young collections + the rest): ` +
+      headline.rounds.map((r) => `${fmt.ms(r.gc.minorUs, 1)} + ${fmt.ms(r.gc.otherUs, 1)}`).join(', ') +
+      ` (from its own \`${GC.replace(/_sum$/, '')}\`; a few µs of young collections is normal, tens of µs or full collections under a steady warm load mean short-lived objects are reaching the old generation).`,
     '',
     `Server CPU per request: CPU time of the server process (/proc/<pid>/stat, user + system) during a run ÷ requests answered. ` +
       `Load generator CPU: its own CPU time ÷ wall time (share of one core); requests pre-built and pre-signed before each run.`,
