@@ -154,11 +154,10 @@ export async function runWarm(ctx, warm) {
         for (let r = 0; r < roundsOf(k, c); r++) {
           const order = r % 2 === 0 ? ['base', 'proxy'] : ['proxy', 'base'];
           for (const which of order) {
-            const res = await measuredLoad(
-              spec(which === 'base' ? baseline.url : warm.serve.url, c, duration),
-              which === 'base' ? baseline.pid : warm.serve.pid,
-              which === 'base' ? undefined : warm.serve.url,
-            );
+            const res =
+              which === 'base'
+                ? await measuredLoad(spec(baseline.url, c, duration), baseline.pid)
+                : await measuredLoad(spec(warm.serve.url, c, duration), warm.serve.pid, warm.serve.url);
             if (res.non2xx > 0 || res.errors > 0) {
               throw new Error(`${which} run (${k} keys, ${c} conns) had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
             }

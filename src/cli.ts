@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import { createLogger, LogSecrets, routeConsoleWarnings } from './observability/logger.js';
 import { configSecrets } from './config/secrets.js';
 import type { Role } from './runtime/cardproxy.js';
+import { applyV8Settings } from './runtime/v8-settings.js';
 import { VERSION } from './version.js';
 
 const USAGE = `cardproxy ${VERSION}: a caching proxy between Plain and slow customer-card APIs
@@ -178,7 +179,6 @@ async function runServer(role: Role, file: string | undefined): Promise<number> 
   const secrets = new LogSecrets(configSecrets(config));
   const log = createLogger({ secrets });
   routeConsoleWarnings(log);
-  const { applyV8Settings } = await import('./runtime/v8-settings.js');
   applyV8Settings();
   const { startCardproxy } = await import('./runtime/cardproxy.js');
   const { TlsFileError } = await import('./http/tls.js');
