@@ -19,7 +19,7 @@ import { WORKSPACE_ID, cardKeys, postCards, scrapeMetrics, sumBy } from './lib/c
 import { cardRedisKey, countExisting, openEnv, pool } from './lib/env.mjs';
 import { startBaseline } from './lib/baseline.mjs';
 import { runLoad } from './lib/load.mjs';
-import { cpuPinning, fmt, median, processCpuMs, table, target, waitFor } from './lib/util.mjs';
+import { cpuPinning, fmt, median, processCpuSplitMs, table, target, waitFor } from './lib/util.mjs';
 
 // BENCH_WARM_KEYS / BENCH_WARM_CONNECTIONS (comma-separated) narrow the matrix, e.g. to the headline 5 × 50.
 const listFromEnv = (name, fallback) => (process.env[name] ? process.env[name].split(',').map(Number) : fallback);
@@ -84,18 +84,23 @@ async function gcSeconds(url) {
  */
 async function measuredLoad(spec, pid, gcUrl) {
   const gcBefore = gcUrl ? await gcSeconds(gcUrl) : undefined;
-  const before = processCpuMs(pid);
+  const before = processCpuSplitMs(pid);
   const res = await runLoad(spec);
-  const serverCpuMs = processCpuMs(pid) - before;
+  const after = processCpuSplitMs(pid);
   const perReq = (seconds) => (seconds * 1e6) / Math.max(1, res.total);
+  const userUs = perReq((after.user - before.user) / 1000);
+  const systemUs = perReq((after.system - before.system) / 1000);
   let gc;
   if (gcUrl) {
     const gcAfter = await gcSeconds(gcUrl);
     const delta = (kind) => (gcAfter[kind] ?? 0) - (gcBefore[kind] ?? 0);
     gc = { minorUs: perReq(delta('minor')), otherUs: perReq(delta('major') + delta('incremental') + delta('weakcb')) };
   }
-  return { ...res, serverCpuUsPerReq: (serverCpuMs * 1000) / Math.max(1, res.total), loadCpuShare: res.cpuMs / res.wallMs, gc };
+  return { ...res, serverCpuUsPerReq: userUs + systemUs, userUs, systemUs, loadCpuShare: res.cpuMs / res.wallMs, gc };
 }
+
+/** A run's server CPU per request: in all, user and system. */
+const cpuOf = (run) => ({ cpuUs: run.serverCpuUsPerReq, userUs: run.userUs, systemUs: run.systemUs });
 
 /** The body of a real answer for `k` keys, for the baseline to return byte for byte. */
 async function captureAnswer(warm, k) {
@@ -172,7 +177,7 @@ export async function runWarm(ctx, warm) {
           base: summarize(baseRuns),
           pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
           // Per round, the two sides measured back to back: how much the ratio moves on this machine.
-          rounds: proxyRuns.map((p, i) => ({ proxyCpuUs: p.serverCpuUsPerReq, baseCpuUs: baseRuns[i].serverCpuUsPerReq, gc: p.gc })),
+          rounds: proxyRuns.map((p, i) => ({ proxy: cpuOf(p), base: cpuOf(baseRuns[i]), gc: p.gc })),
         };
         row.ratio = row.proxy.rps / row.base.rps;
         row.cpuRatio = row.proxy.cpuUs / row.base.cpuUs;
@@ -237,8 +242,10 @@ export async function runWarm(ctx, warm) {
       `(what this machine and load generator add on their own).`,
     '',
     `Rounds of 5 keys × 50 connections, cardproxy vs baseline CPU µs/req (ratio): ` +
-      headline.rounds.map((r) => `${fmt.ms(r.proxyCpuUs, 1)} vs ${fmt.ms(r.baseCpuUs, 1)} (${fmt.ratio(r.proxyCpuUs / r.baseCpuUs)}×)`).join(', ') +
-      ` — the spread is this machine's noise; the table gives medians of each side. ` +
+      headline.rounds
+        .map(({ proxy: p, base: b }) => `${fmt.ms(p.cpuUs, 1)} vs ${fmt.ms(b.cpuUs, 1)} (${fmt.ratio(p.cpuUs / b.cpuUs)}×; user ${fmt.ms(p.userUs, 1)} vs ${fmt.ms(b.userUs, 1)}, system ${fmt.ms(p.systemUs, 1)} vs ${fmt.ms(b.systemUs, 1)})`)
+        .join(', ') +
+      ` — the spread is this machine's noise; the table gives medians of each side. User time is the process's own code (JavaScript, V8, Node, libraries), system time the kernel's work for it (socket reads and writes): the split tells which of the two cardproxy adds to. ` +
       `cardproxy's garbage-collection pauses in those rounds, µs per request (young collections + the rest): ` +
       headline.rounds.map((r) => `${fmt.ms(r.gc.minorUs, 1)} + ${fmt.ms(r.gc.otherUs, 1)}`).join(', ') +
       ` (from its own \`${GC.replace(/_sum$/, '')}\`; a few µs of young collections is normal, tens of µs or full collections under a steady warm load mean short-lived objects are reaching the old generation).`,

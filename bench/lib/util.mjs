@@ -92,15 +92,17 @@ export function amplification(loads, distinct) {
 }
 
 let clockTicks;
-/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat (Linux). */
-export function processCpuMs(pid) {
+/**
+ * CPU time a process has used so far, in ms, from /proc/<pid>/stat (Linux): user (the process's
+ * own code: JavaScript, V8, Node's C++, libraries) and system (the kernel working for it: socket
+ * reads and writes, timers).
+ */
+export function processCpuSplitMs(pid) {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start at index 2 ("state").
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1000) / clockTicks;
+  return { user: (Number(fields[11]) * 1000) / clockTicks, system: (Number(fields[12]) * 1000) / clockTicks };
 }
 
 /**
