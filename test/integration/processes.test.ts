@@ -4,8 +4,9 @@
  * Every spawned process is killed after its test; its output is kept for failure messages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -399,6 +400,102 @@ describe('workers', () => {
     expect(cards.status).toBe(404);
     expect(cards.body).toMatchObject({ error: expect.any(String), message: expect.any(String) });
     expect(legacy.calls).toHaveLength(0);
+  });
+});
+
+describe('requests read in one turn', () => {
+  /** An HTTP/1.1 answer read off a raw socket: status, lower-case headers, body text. */
+  interface RawAnswer {
+    status: number;
+    headers: Record<string, string>;
+    text: string;
+  }
+
+  /** Resolves with the one answer `socket` receives, then closes it. */
+  function answerOn(socket: Socket): Promise<RawAnswer> {
+    return new Promise((resolve, reject) => {
+      let data = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        const end = data.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const [statusLine, ...lines] = data.subarray(0, end).toString('latin1').split('\r\n');
+        const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+        const length = Number(headers['content-length']);
+        if (data.length < end + 4 + length) return;
+        socket.destroy();
+        resolve({ status: Number(statusLine!.split(' ')[1]), headers, text: data.subarray(end + 4, end + 4 + length).toString('utf8') });
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  it('are answered together, each with its own answer: warm, cold or refused', async () => {
+    const SECRET = 'turn-secret';
+    const legacy = await upstream();
+    const node = await startNode('start', await configFor(legacy.url, { plain: { signingSecrets: [SECRET] } }));
+    const request = (customer: string, signature?: string) => {
+      const body = JSON.stringify(cardsBody(['alpha', 'beta'], customer));
+      const sig = signature ?? createHmac('sha256', SECRET).update(body).digest('hex');
+      return { body, head: `POST /cards HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nplain-workspace-id: w_proc\r\nplain-request-signature: ${sig}\r\n\r\n` };
+    };
+    let fetched = 0;
+    const viaFetch = async (customer: string) => {
+      fetched++;
+      const r = request(customer);
+      const res = await fetch(`${node.base}/cards`, { method: 'POST', headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_proc', 'plain-request-signature': createHmac('sha256', SECRET).update(r.body).digest('hex') }, body: r.body });
+      await res.arrayBuffer();
+      return res;
+    };
+    const warm = Array.from({ length: 8 }, (_, i) => `c_turn_${i}`);
+    for (const customer of warm) expect((await viaFetch(customer)).status).toBe(200);
+    await until(async () => (await viaFetch(warm.at(-1)!)).headers.get('cardproxy-cache') === 'alpha=fresh; beta=fresh', 5000, 'warm cards', node.proc);
+    const cases = [
+      ...warm.map((customer) => ({ customer, request: request(customer), status: 200, cache: 'alpha=fresh; beta=fresh' })),
+      ...[0, 1, 2].map((i) => ({ customer: `c_turn_cold_${i}`, request: request(`c_turn_cold_${i}`), status: 200, cache: 'alpha=refreshed; beta=refreshed' })),
+      ...warm.slice(0, 4).map((customer) => ({ customer, request: request(customer, 'ab'.repeat(32)), status: 401, cache: undefined })),
+    ];
+    // Interleaved (7 and 15 are coprime: a permutation), so neighbours differ in kind.
+    const sent = cases.map((_, i) => cases[(i * 7) % cases.length]!);
+    const sockets = await Promise.all(
+      sent.map(() => new Promise<Socket>((resolve, reject) => {
+        const socket = connect(node.port, '127.0.0.1', () => resolve(socket));
+        socket.once('error', reject);
+      })),
+    );
+    const answeredLines = () =>
+      node.proc
+        .stdout()
+        .split('\n')
+        .filter((line) => line.includes('"msg":"cards answered"'))
+        .map((line) => JSON.parse(line) as { customerId: string; reqId: string });
+    // Every earlier request's line is out (lines are held up to 10 ms), so what follows is the turn's.
+    await until(() => answeredLines().length === fetched, 5000, 'the earlier log lines', node.proc);
+    const answered = Promise.all(sockets.map(answerOn));
+    // Stopped, the process cannot read any of them until all have arrived: one turn reads them all.
+    node.proc.child.kill('SIGSTOP');
+    try {
+      sent.forEach((c, i) => sockets[i]!.write(c.request.head + c.request.body));
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      node.proc.child.kill('SIGCONT');
+    }
+    const answers = await within(10_000, 'the answers', answered, node.proc);
+    answers.forEach((answer, i) => {
+      const c = sent[i]!;
+      expect(answer.status, c.customer).toBe(c.status);
+      if (c.status === 200) {
+        expect(answer.headers['cardproxy-cache'], c.customer).toBe(c.cache);
+        expect(JSON.parse(answer.text).cards.map(textOf), c.customer).toEqual([`alpha for ${c.customer}`, `beta for ${c.customer}`]);
+      } else {
+        expect(JSON.parse(answer.text).error, c.customer).toBe('invalid_signature');
+      }
+    });
+    // One "cards answered" line per answered request, each with its own request id.
+    await until(() => answeredLines().length >= fetched + 11, 5000, 'the log lines', node.proc);
+    const lines = answeredLines().slice(fetched);
+    expect(lines.map((l) => l.customerId).sort()).toEqual(sent.filter((c) => c.status === 200).map((c) => c.customer).sort());
+    expect(new Set(lines.map((l) => l.reqId)).size).toBe(11);
   });
 });
 
