@@ -130,9 +130,10 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     await Promise.all([startTestProxy(config, 'worker'), startTestProxy(config, 'worker')]);
     // Twelve new customers at once, on every master: each worker alone would run two calls, four together.
     await Promise.all(customersOnEveryMaster(server, 12).map((id) => postCards(server, cardsBody(['alpha'], id))));
-    await eventually(() => legacy.calls.length === 12 && legacy.inFlight === 0, 10_000, 'every refresh to be done');
+    // What is checked is the bound, not the pace: 2.4 s alone, once over 10 s on a loaded machine.
+    await eventually(() => legacy.calls.length === 12 && legacy.inFlight === 0, 20_000, 'every refresh to be done');
     expect(legacy.maxInFlight).toBe(2);
-  });
+  }, 40_000);
 
   it('replays shard by shard: cards, index and overrides come back byte for byte, then serve without upstream calls', async () => {
     const legacy = await startTestUpstream();
