@@ -4,8 +4,9 @@
  * Every spawned process is killed after its test; its output is kept for failure messages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { freePort } from '../helpers/free-port.js';
 import { startPrivateRedis } from '../helpers/private-redis.js';
 import { keyLayout } from '../../src/redis/keys.js';
 import { DEFAULT_ERROR_COMPONENTS } from '../../src/config/card-policy.js';
+import { signBody } from '../../src/core/signature.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli.js');
@@ -404,46 +406,19 @@ describe('workers', () => {
 });
 
 describe('requests read in one turn', () => {
-  /** An HTTP/1.1 answer read off a raw socket: status, lower-case headers, body text. */
-  interface RawAnswer {
-    status: number;
-    headers: Record<string, string>;
-    text: string;
-  }
-
-  /** Resolves with the one answer `socket` receives, then closes it. */
-  function answerOn(socket: Socket): Promise<RawAnswer> {
-    return new Promise((resolve, reject) => {
-      let data = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => {
-        data = Buffer.concat([data, chunk]);
-        const end = data.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const [statusLine, ...lines] = data.subarray(0, end).toString('latin1').split('\r\n');
-        const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
-        const length = Number(headers['content-length']);
-        if (data.length < end + 4 + length) return;
-        socket.destroy();
-        resolve({ status: Number(statusLine!.split(' ')[1]), headers, text: data.subarray(end + 4, end + 4 + length).toString('utf8') });
-      });
-      socket.once('error', reject);
-    });
-  }
-
   it('are answered together, each with its own answer: warm, cold or refused', async () => {
     const SECRET = 'turn-secret';
     const legacy = await upstream();
     const node = await startNode('start', await configFor(legacy.url, { plain: { signingSecrets: [SECRET] } }));
     const request = (customer: string, signature?: string) => {
       const body = JSON.stringify(cardsBody(['alpha', 'beta'], customer));
-      const sig = signature ?? createHmac('sha256', SECRET).update(body).digest('hex');
-      return { body, head: `POST /cards HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nplain-workspace-id: w_proc\r\nplain-request-signature: ${sig}\r\n\r\n` };
+      const headers = { 'content-type': 'application/json', 'plain-workspace-id': 'w_proc', 'plain-request-signature': signature ?? signBody(SECRET, body) };
+      return { body, headers };
     };
     let fetched = 0;
     const viaFetch = async (customer: string) => {
       fetched++;
-      const r = request(customer);
-      const res = await fetch(`${node.base}/cards`, { method: 'POST', headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_proc', 'plain-request-signature': createHmac('sha256', SECRET).update(r.body).digest('hex') }, body: r.body });
+      const res = await fetch(`${node.base}/cards`, { method: 'POST', ...request(customer) });
       await res.arrayBuffer();
       return res;
     };
@@ -457,10 +432,23 @@ describe('requests read in one turn', () => {
     ];
     // Interleaved (7 and 15 are coprime: a permutation), so neighbours differ in kind.
     const sent = cases.map((_, i) => cases[(i * 7) % cases.length]!);
+    // One connection per request, open before the process is stopped.
     const sockets = await Promise.all(
       sent.map(() => new Promise<Socket>((resolve, reject) => {
         const socket = connect(node.port, '127.0.0.1', () => resolve(socket));
         socket.once('error', reject);
+      })),
+    );
+    const requests: ClientRequest[] = [];
+    const answered = Promise.all(
+      sent.map((c, i) => new Promise<{ status: number; cache: string | string[] | undefined; text: string }>((resolve, reject) => {
+        const req = httpRequest({ createConnection: () => sockets[i]!, method: 'POST', path: '/cards', headers: c.request.headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, cache: res.headers['cardproxy-cache'], text: Buffer.concat(chunks).toString('utf8') }));
+        });
+        req.on('error', reject);
+        requests.push(req);
       })),
     );
     const answeredLines = () =>
@@ -471,11 +459,10 @@ describe('requests read in one turn', () => {
         .map((line) => JSON.parse(line) as { customerId: string; reqId: string });
     // Every earlier request's line is out (lines are held up to 10 ms), so what follows is the turn's.
     await until(() => answeredLines().length === fetched, 5000, 'the earlier log lines', node.proc);
-    const answered = Promise.all(sockets.map(answerOn));
     // Stopped, the process cannot read any of them until all have arrived: one turn reads them all.
     node.proc.child.kill('SIGSTOP');
     try {
-      sent.forEach((c, i) => sockets[i]!.write(c.request.head + c.request.body));
+      requests.forEach((req, i) => req.end(sent[i]!.request.body));
       await new Promise((r) => setTimeout(r, 200));
     } finally {
       node.proc.child.kill('SIGCONT');
@@ -485,7 +472,7 @@ describe('requests read in one turn', () => {
       const c = sent[i]!;
       expect(answer.status, c.customer).toBe(c.status);
       if (c.status === 200) {
-        expect(answer.headers['cardproxy-cache'], c.customer).toBe(c.cache);
+        expect(answer.cache, c.customer).toBe(c.cache);
         expect(JSON.parse(answer.text).cards.map(textOf), c.customer).toEqual([`alpha for ${c.customer}`, `beta for ${c.customer}`]);
       } else {
         expect(JSON.parse(answer.text).error, c.customer).toBe('invalid_signature');
