@@ -251,7 +251,8 @@ describe.each(redisModes())('on a %s Redis', (mode) => {
       const legacy = await upstream((call) => ({
         body: { cards: call.keys.map((key) => ({ key, components: [{ componentText: { text: 'hi', secretField: 'leak' } }] })) },
       }));
-      const proxy = await startTestProxy(configFor(legacy.url));
+      // A budget no loaded machine runs out of: the card must arrive in this answer (once 1 s was not enough).
+      const proxy = await startTestProxy(configFor(legacy.url, { budgetMs: 10_000 }));
       const res = await postCards(proxy, cardsBody(['alpha']));
       expect(res.body.cards[0].components).toEqual([{ componentText: { text: 'hi' } }]);
     });
