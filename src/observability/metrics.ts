@@ -48,6 +48,7 @@ export class Metrics {
   readonly refreshesEnqueued: Counter<'upstream' | 'trigger'>;
   readonly warmingDropped: Counter<'upstream'>;
   readonly refreshDropped: Counter<'upstream' | 'reason'>;
+  readonly refreshStalled: Counter<'upstream'>;
   readonly webhooks: Counter<'type' | 'outcome'>;
   readonly nearCacheFlushes: Counter<'reason'>;
   readonly redisUp: Gauge<'role'>;
@@ -181,6 +182,12 @@ export class Metrics {
       labelNames: ['upstream', 'reason'],
       registers,
     });
+    this.refreshStalled = new Counter({
+      name: 'cardproxy_refresh_stalled_total',
+      help: 'Refresh jobs BullMQ found running without a lock (their process was blocked for longer than worker.lockDurationMs, or stopped) and put back on the queue, by upstream: each runs again, another upstream call.',
+      labelNames: ['upstream'],
+      registers,
+    });
     this.redisUp = new Gauge({
       name: 'cardproxy_redis_up',
       help: "1 while this process's Redis connection of a role (command, jobs, subscriber, worker:<upstream>) is usable, else 0. The command connection is pinged at scrape time, so a hung Redis shows as 0. On a Redis Cluster, usable means with every master that serves slots: the command connection pings each, the others count one lost while it fails them (an idle connection may not notice).",
@@ -300,6 +307,7 @@ export class Metrics {
       for (const trigger of REFRESH_TRIGGERS) this.refreshesEnqueued.inc({ upstream, trigger }, 0);
       this.warmingDropped.inc({ upstream }, 0);
       for (const reason of REFRESH_DROP_REASONS) this.refreshDropped.inc({ upstream, reason }, 0);
+      this.refreshStalled.inc({ upstream }, 0);
     }
   }
 

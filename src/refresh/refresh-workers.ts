@@ -79,6 +79,12 @@ export class RefreshWorkers {
         (recordErr: unknown) => log.warn({ err: recordErr, jobId: job.id, upstream: group.name }, 'could not release the markers of a failed refresh job'),
       );
     });
+    // The job's lock lapsed while it ran (this or another process was blocked past lockDurationMs,
+    // or stopped): BullMQ runs it again, so the upstream sees the same refresh twice.
+    worker.on('stalled', (jobId) => {
+      deps.metrics.refreshStalled.inc({ upstream: group.name });
+      log.warn({ jobId, upstream: group.name }, 'refresh job lost its lock while running: put back on the queue, it runs again');
+    });
     worker.on('closed', () => connection.disconnect());
     return { worker, connection, group };
   }

@@ -83,6 +83,8 @@ export const MORE_METRICS: Readonly<Record<string, { type: MetricType; labels: L
   cardproxy_degraded_answers_total: { type: 'counter', labels: {} },
   // The refresh queue's bound and removed jobs (README, "Priorities and bounds").
   cardproxy_refresh_dropped_total: { type: 'counter', labels: { upstream: null, reason: ['queue_full', 'removed'] } },
+  // Jobs run again after their lock lapsed (README, "A crashed worker loses nothing").
+  cardproxy_refresh_stalled_total: { type: 'counter', labels: { upstream: null } },
 };
 
 /** prom-client's default metrics, registered with the prefix `cardproxy_`, that dashboards may use. */

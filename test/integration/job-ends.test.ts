@@ -6,7 +6,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { textOf } from '../helpers/fake-upstream.js';
+import { cardsReply, textOf } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
 import { claimTtlMs, RefreshScheduler } from '../../src/refresh/refresh-scheduler.js';
 import { groupUpstreams } from '../../src/config/upstream-groups.js';
@@ -76,6 +76,41 @@ describe('a refresh claimed just after another job landed the card', () => {
       expect(legacy.calls).toHaveLength(1);
     } finally {
       await scheduler.close();
+    }
+  });
+});
+
+describe('a refresh job whose lock lapsed while it ran', () => {
+  it('is run again by BullMQ, counted in cardproxy_refresh_stalled_total and logged with its id', async () => {
+    // The first call is held until the second arrives, so the second run is certain to reach the upstream.
+    let secondCall!: () => void;
+    const second = new Promise<void>((resolve) => (secondCall = resolve));
+    const legacy = await startTestUpstream(async (call) => {
+      if (legacy.calls.length === 1) await Promise.race([second, new Promise((r) => setTimeout(r, 10_000))]);
+      else secondCall();
+      return { body: cardsReply(call) };
+    });
+    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 100 }), 'start');
+    const body = cardsBody(['alpha', 'beta'], 'c_stalled');
+    await postCards(proxy, body);
+    await legacy.waitForCalls(1);
+
+    // What a process blocked past lockDurationMs looks like to the others: the job's lock is gone.
+    const redis = new Redis(redisUrl());
+    const queue = new Queue('refresh', { connection: redis.duplicate(), prefix: proxy.store.keys.queuePrefix('legacy') });
+    try {
+      const [job] = await queue.getJobs(['active']);
+      expect(job).toBeDefined();
+      expect(await redis.del(`${queue.toKey(job!.id!)}:lock`)).toBe(1);
+
+      await eventually(async () => textOf((await postCards(proxy, body)).body.cards[0]) === 'alpha for c_stalled', 10_000, 'the card to land');
+      expect(legacy.calls).toHaveLength(2);
+      const stalled = (await proxy.metrics.refreshStalled.get()).values;
+      expect(stalled).toEqual([{ labels: { upstream: 'legacy' }, value: 1 }]);
+      expect(proxy.logs.find('refresh job lost its lock while running: put back on the queue, it runs again')).toMatchObject([{ jobId: job!.id, upstream: 'legacy' }]);
+    } finally {
+      await queue.close();
+      redis.disconnect();
     }
   });
 });
