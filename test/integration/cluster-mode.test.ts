@@ -132,8 +132,11 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     // Twelve new customers at once, on every master: each worker alone would run two calls, four together.
     await Promise.all(customersOnEveryMaster(server, 12).map((id) => postCards(server, cardsBody(['alpha'], id))));
     // What is checked is the bound, not the pace: 2.4 s alone, twice over 10 s in a loaded full run
-    // (never alone, even with both cores busy): a time-out says what the run did.
-    await eventually(() => legacy.calls.length === 12 && legacy.inFlight === 0, 20_000, 'every refresh to be done').catch((err: Error) => {
+    // (never alone, even with both cores busy): a time-out says what the run did. Every customer
+    // called, rather than exactly twelve calls: a refresh retried on a loaded machine is not what
+    // this test is about.
+    const called = () => new Set(legacy.calls.map((c) => c.customerId)).size;
+    await eventually(() => called() === 12 && legacy.inFlight === 0, 20_000, 'every refresh to be done').catch((err: Error) => {
       const lines = [server, ...workers].flatMap((p, i) => p.logs.lines.filter((l) => Date.parse(String(l.time)) >= startedAt && (Number(l.level) >= 40 || l.msg === 'refresh job')).map((l) => ({ process: i, ...l })));
       const calls = legacy.calls.map((c) => c.at - startedAt).join(' ');
       throw new Error(`${err.message}; upstream calls at ms ${calls}; in flight ${legacy.inFlight}; log lines: ${JSON.stringify(lines)}`);
