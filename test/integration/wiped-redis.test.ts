@@ -40,7 +40,9 @@ describe('a wiped Redis', () => {
       console.info(`global concurrency set again ${Date.now() - wipedAt} ms after FLUSHALL (check every 200 ms)`);
       // Twelve new customers at once: each worker alone would run two calls, four together.
       await Promise.all(Array.from({ length: 12 }, (_, i) => postCards(server, cardsBody(['alpha'], `c_storm_${i}`))));
-      await eventually(() => legacy.calls.length === 12 && legacy.inFlight === 0, 10_000, 'every refresh to be done');
+      // Every customer called, rather than exactly twelve calls: a refresh retried on a loaded
+      // machine is not what this test is about (the bound is).
+      await eventually(() => new Set(legacy.calls.map((c) => c.customerId)).size === 12 && legacy.inFlight === 0, 10_000, 'every refresh to be done');
       expect(legacy.maxInFlight).toBe(2);
     } finally {
       admin.disconnect();
