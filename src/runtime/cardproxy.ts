@@ -143,7 +143,10 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   if (!redisReady) log.warn({ redis: describeEndpoint(config.redis) }, 'Redis does not answer: serving in degraded mode until it does');
   const checkRedisSettings = () =>
     redisSettingsWarnings(redis).then(
-      (warnings) => warnings.forEach(({ fields, msg }) => log.warn({ component: 'redis', ...fields }, msg)),
+      (warnings) => {
+        warnings.forEach(({ fields, msg }) => log.warn({ component: 'redis', ...fields }, msg));
+        log.debug({ component: 'redis', warnings: warnings.length }, 'Redis settings checked');
+      },
       () => {}, // Redis went away meanwhile: its outage is logged already
     );
   if (redisReady) void checkRedisSettings();
