@@ -90,7 +90,9 @@ describe('a refresh job whose lock lapsed while it ran', () => {
       else secondCall();
       return { body: cardsReply(call) };
     });
-    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 100 }), 'start');
+    // An upstream time-out far longer than the held call, so that only the stall makes a second call.
+    const upstreams = { legacy: { url: legacy.url, timeoutMs: 30_000, concurrency: 4, retryDelayMs: 200 } };
+    const proxy = await startTestProxy(testConfig(legacy.url, { budgetMs: 100, upstreams }), 'start');
     const body = cardsBody(['alpha', 'beta'], 'c_stalled');
     await postCards(proxy, body);
     await legacy.waitForCalls(1);
