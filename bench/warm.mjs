@@ -58,16 +58,16 @@ export async function setupWarm(ctx) {
   }
 }
 
-/** Medians of a side's runs. */
+/** Medians of a side's runs (closed or open loop): req/s, p50, p99, the load generator's share of a core. */
 function summarize(runs) {
   const m = (f) => median(runs.map(f));
-  return {
-    rps: m((x) => x.rps),
-    p50: m((x) => x.latency.p50),
-    p99: m((x) => x.latency.p99),
-    cpuUs: m((x) => x.serverCpuUsPerReq),
-    loadShare: m((x) => x.loadCpuShare),
-  };
+  return { rps: m((x) => x.rps), p50: m((x) => x.latency.p50), p99: m((x) => x.latency.p99), loadShare: m((x) => x.cpuMs / x.wallMs) };
+}
+
+/** A run's result, refused when any request failed: a failed request's latency says nothing. */
+function checked(res, what) {
+  if (res.non2xx > 0 || res.errors > 0) throw new Error(`${what} had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
+  return res;
 }
 
 const GC = 'cardproxy_nodejs_gc_duration_seconds_sum';
@@ -96,7 +96,7 @@ async function measuredLoad(spec, pid, gcUrl) {
     const delta = (kind) => (gcAfter[kind] ?? 0) - (gcBefore[kind] ?? 0);
     gc = { minorUs: perReq(delta('minor')), otherUs: perReq(delta('major') + delta('incremental') + delta('weakcb')) };
   }
-  return { ...res, serverCpuUsPerReq: userUs + systemUs, userUs, systemUs, loadCpuShare: res.cpuMs / res.wallMs, gc };
+  return { ...res, serverCpuUsPerReq: userUs + systemUs, userUs, systemUs, gc };
 }
 
 /** A run's server CPU per request: in all, user and system. */
@@ -163,18 +163,15 @@ export async function runWarm(ctx, warm) {
               which === 'base'
                 ? await measuredLoad(spec(baseline.url, c, duration), baseline.pid)
                 : await measuredLoad(spec(warm.serve.url, c, duration), warm.serve.pid, warm.serve.url);
-            if (res.non2xx > 0 || res.errors > 0) {
-              throw new Error(`${which} run (${k} keys, ${c} conns) had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
-            }
-            (which === 'base' ? baseRuns : proxyRuns).push(res);
+            (which === 'base' ? baseRuns : proxyRuns).push(checked(res, `${which} run (${k} keys, ${c} conns)`));
           }
         }
         const row = {
           keys: k,
           connections: c,
           bytes: bytes.length,
-          proxy: summarize(proxyRuns),
-          base: summarize(baseRuns),
+          proxy: { ...summarize(proxyRuns), cpuUs: median(proxyRuns.map((x) => x.serverCpuUsPerReq)) },
+          base: { ...summarize(baseRuns), cpuUs: median(baseRuns.map((x) => x.serverCpuUsPerReq)) },
           pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
           // Per round, the two sides measured back to back: how much the ratio moves on this machine.
           rounds: proxyRuns.map((p, i) => ({ proxy: cpuOf(p), base: cpuOf(baseRuns[i]), gc: p.gc })),
@@ -209,18 +206,10 @@ export async function runWarm(ctx, warm) {
           const basePaced = [];
           for (let r = 0; r < roundsOf(k, c); r++) {
             for (const [runs, url] of [[paced, warm.serve.url], [basePaced, baseline.url]]) {
-              const res = await runPacedLoad({ ...spec(url, c, duration), rate });
-              if (res.non2xx > 0 || res.errors > 0) throw new Error(`paced run (${url}) had ${res.non2xx} non-2xx and ${res.errors} errors: ${JSON.stringify(res.statuses)}`);
-              runs.push(res);
+              runs.push(checked(await runPacedLoad({ ...spec(url, c, duration), rate }), `paced run (${url})`));
             }
           }
-          const pacedSummary = (runs) => ({
-            rps: median(runs.map((x) => x.rps)),
-            p50: median(runs.map((x) => x.latency.p50)),
-            p99: median(runs.map((x) => x.latency.p99)),
-            late: median(runs.map((x) => x.lateSends / x.sent)),
-            loadShare: median(runs.map((x) => x.cpuMs / x.wallMs)),
-          });
+          const pacedSummary = (runs) => ({ ...summarize(runs), late: median(runs.map((x) => x.lateSends / x.sent)) });
           row.paced = { rate, ...pacedSummary(paced), base: pacedSummary(basePaced) };
         }
         ctx.log(

@@ -11,7 +11,8 @@
  * rate use bench/lib/paced-load-worker.mjs.
  */
 import autocannon from 'autocannon';
-import { latencySummary, requestSet } from './request-set.mjs';
+import { requestSet } from './request-set.mjs';
+import { latencySummary } from './util.mjs';
 
 const spec = JSON.parse(process.argv[2]);
 const { url, connections, duration, amount, overallRate, timeout = 30 } = spec;

@@ -13,7 +13,8 @@
  * A second at the same pace, not measured, comes first (connections opened, JIT warm).
  */
 import { Pool } from 'undici';
-import { latencySummary, requestSet } from './request-set.mjs';
+import { requestSet } from './request-set.mjs';
+import { latencySummary } from './util.mjs';
 
 const spec = JSON.parse(process.argv[2]);
 const { url, connections, duration, rate, timeout = 30 } = spec;

@@ -9,8 +9,7 @@
  * up front, so that the generator's own work per request during a run is only sending it; past N
  * they are built on demand.
  */
-import { createHmac } from 'node:crypto';
-import { percentileSorted } from './util.mjs';
+import { sign } from './util.mjs';
 
 /** @returns `next()`: the next request's `{ body, headers }`; `built()`: how many bodies were made */
 export function requestSet({ workspaceId, secret, keys, customers, threads, prebuilt = 0 }) {
@@ -30,7 +29,7 @@ export function requestSet({ workspaceId, secret, keys, customers, threads, preb
       headers: {
         'content-type': 'application/json',
         'plain-workspace-id': workspaceId,
-        'plain-request-signature': createHmac('sha256', secret).update(b).digest('hex'),
+        'plain-request-signature': sign(secret, b),
       },
     };
   };
@@ -40,18 +39,5 @@ export function requestSet({ workspaceId, secret, keys, customers, threads, preb
     prebuilt: ready.length,
     next: () => (next < ready.length ? ready[next++] : signed()),
     built: () => n,
-  };
-}
-
-/** Count, mean, p50, p90, p99 and max of latencies in ms (sorts the array in place). */
-export function latencySummary(latencies) {
-  latencies.sort((a, b) => a - b);
-  return {
-    count: latencies.length,
-    mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
-    p50: percentileSorted(latencies, 50),
-    p90: percentileSorted(latencies, 90),
-    p99: percentileSorted(latencies, 99),
-    max: latencies.length ? latencies[latencies.length - 1] : NaN,
   };
 }

@@ -49,6 +49,19 @@ export function percentileSorted(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
+/** Count, mean, p50, p90, p99 and max of latencies in ms (sorts the array in place). */
+export function latencySummary(latencies) {
+  latencies.sort((a, b) => a - b);
+  return {
+    count: latencies.length,
+    mean: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
+    p50: percentileSorted(latencies, 50),
+    p90: percentileSorted(latencies, 90),
+    p99: percentileSorted(latencies, 99),
+    max: latencies.length ? latencies[latencies.length - 1] : NaN,
+  };
+}
+
 export function sign(secret, body) {
   return createHmac('sha256', secret).update(body).digest('hex');
 }
