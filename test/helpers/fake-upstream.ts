@@ -96,6 +96,11 @@ export function cardsReply(
   };
 }
 
+/** How many distinct customers the upstream was called for (a retried call counts once). */
+export function customersCalled(upstream: Pick<FakeUpstream, 'calls'>): number {
+  return new Set(upstream.calls.map((c) => c.customerId)).size;
+}
+
 /**
  * The text of the first `componentText` of a card (searched depth-first, through rows and
  * containers); throws when the card has none, so an assertion fails with a readable message.

@@ -15,7 +15,7 @@ import type { RedisClient } from '../../src/redis/connections.js';
 import { admin } from '../helpers/admin-client.js';
 import { startCli, stopCliProcesses } from '../helpers/cli-process.js';
 import { deleteAllDerivedKeys, snapshotDerivedKeys } from '../helpers/derived-keys.js';
-import { cardsReply, textOf } from '../helpers/fake-upstream.js';
+import { cardsReply, customersCalled, textOf } from '../helpers/fake-upstream.js';
 import { freePort } from '../helpers/free-port.js';
 import {
   cardsBody,
@@ -135,8 +135,7 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     // (never alone, even with both cores busy): a time-out says what the run did. Every customer
     // called, rather than exactly twelve calls: a refresh retried on a loaded machine is not what
     // this test is about.
-    const called = () => new Set(legacy.calls.map((c) => c.customerId)).size;
-    await eventually(() => called() === 12 && legacy.inFlight === 0, 20_000, 'every refresh to be done').catch((err: Error) => {
+    await eventually(() => customersCalled(legacy) === 12 && legacy.inFlight === 0, 20_000, 'every refresh to be done').catch((err: Error) => {
       const lines = [server, ...workers].flatMap((p, i) => p.logs.lines.filter((l) => Date.parse(String(l.time)) >= startedAt && (Number(l.level) >= 40 || l.msg === 'refresh job')).map((l) => ({ process: i, ...l })));
       const calls = legacy.calls.map((c) => c.at - startedAt).join(' ');
       throw new Error(`${err.message}; upstream calls at ms ${calls}; in flight ${legacy.inFlight}; log lines: ${JSON.stringify(lines)}`);

@@ -7,13 +7,27 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cardsReply, textOf } from '../helpers/fake-upstream.js';
-import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
+import { cardsBody, cleanupProxies, eventually, postCards, redisUrl, startTestProxy, startTestUpstream, testConfig, type TestProxy } from '../helpers/harness.js';
 import { claimTtlMs, RefreshScheduler } from '../../src/refresh/refresh-scheduler.js';
 import { groupUpstreams } from '../../src/config/upstream-groups.js';
 
 afterEach(async () => {
   await cleanupProxies();
 });
+
+/** The legacy upstream's refresh queue of `proxy`, on connections of the test's own (closed by `close`). */
+function openRefreshQueue(proxy: TestProxy) {
+  const redis = new Redis(redisUrl());
+  const queue = new Queue('refresh', { connection: redis.duplicate(), prefix: proxy.store.keys.queuePrefix('legacy') });
+  return {
+    redis,
+    queue,
+    async close() {
+      await queue.close();
+      redis.disconnect();
+    },
+  };
+}
 
 describe('in-flight markers of ended jobs', () => {
   it('a request does not join a job that was removed from the queue: it enqueues a new one, which loads the card', async () => {
@@ -23,8 +37,7 @@ describe('in-flight markers of ended jobs', () => {
     const body = cardsBody(['alpha', 'beta'], 'c_removed');
     expect(textOf((await postCards(server, body)).body.cards[0])).toBe('Loading…');
 
-    const redis = new Redis(redisUrl());
-    const queue = new Queue('refresh', { connection: redis.duplicate(), prefix: server.store.keys.queuePrefix('legacy') });
+    const { redis, queue, close } = openRefreshQueue(server);
     try {
       const [job] = await queue.getJobs(['waiting', 'prioritized']);
       expect(job).toBeDefined();
@@ -45,8 +58,7 @@ describe('in-flight markers of ended jobs', () => {
       await eventually(async () => textOf((await postCards(server, body)).body.cards[0]) === 'alpha for c_removed', 5000, 'the card to land');
       expect(legacy.calls.filter((c) => c.keys.includes('alpha'))).toHaveLength(1);
     } finally {
-      await queue.close();
-      redis.disconnect();
+      await close();
     }
   });
 });
@@ -98,8 +110,7 @@ describe('a refresh job whose lock lapsed while it ran', () => {
     await legacy.waitForCalls(1);
 
     // What a process blocked past lockDurationMs looks like to the others: the job's lock is gone.
-    const redis = new Redis(redisUrl());
-    const queue = new Queue('refresh', { connection: redis.duplicate(), prefix: proxy.store.keys.queuePrefix('legacy') });
+    const { redis, queue, close } = openRefreshQueue(proxy);
     try {
       const [job] = await queue.getJobs(['active']);
       expect(job).toBeDefined();
@@ -111,8 +122,7 @@ describe('a refresh job whose lock lapsed while it ran', () => {
       expect(stalled).toEqual([{ labels: { upstream: 'legacy' }, value: 1 }]);
       expect(proxy.logs.find('refresh job lost its lock while running: put back on the queue, it runs again')).toMatchObject([{ jobId: job!.id, upstream: 'legacy' }]);
     } finally {
-      await queue.close();
-      redis.disconnect();
+      await close();
     }
   });
 });

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cardsReply } from '../helpers/fake-upstream.js';
+import { cardsReply, customersCalled } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, eventually, postCards, startTestProxy, startTestUpstream, testConfig } from '../helpers/harness.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
 
@@ -42,7 +42,7 @@ describe('a wiped Redis', () => {
       await Promise.all(Array.from({ length: 12 }, (_, i) => postCards(server, cardsBody(['alpha'], `c_storm_${i}`))));
       // Every customer called, rather than exactly twelve calls: a refresh retried on a loaded
       // machine is not what this test is about (the bound is).
-      await eventually(() => new Set(legacy.calls.map((c) => c.customerId)).size === 12 && legacy.inFlight === 0, 10_000, 'every refresh to be done');
+      await eventually(() => customersCalled(legacy) === 12 && legacy.inFlight === 0, 10_000, 'every refresh to be done');
       expect(legacy.maxInFlight).toBe(2);
     } finally {
       admin.disconnect();
