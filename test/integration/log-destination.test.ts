@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { cardsLineWriter, type CardsLine } from '../../src/observability/cards-line.js';
 import { BatchedDestination } from '../../src/observability/log-destination.js';
 import { eventually } from '../helpers/harness.js';
 
@@ -113,6 +115,75 @@ describe('BatchedDestination', () => {
     dest.flushSync();
     // The first 600 bytes may still be on their way from the thread pool.
     await eventually(() => expect(readFileSync(path, 'utf8')).toBe(line.repeat(9)));
+    closeSync(fd);
+  });
+});
+
+describe('the "cards answered" line', () => {
+  const line: CardsLine = {
+    reqId: 'req-7',
+    // Every kind of text a JSON string must escape or encode: quote, backslash, control
+    // character, non-ASCII, a character outside the BMP.
+    workspaceId: 'w_"quoted"\\',
+    customerId: 'c_\u0001_Zoë_\u{1F600}',
+    threadId: 'th_\n',
+    keys: [
+      { key: 'alpha', result: 'fresh', source: 'cache', ms: 0 },
+      { key: 'nope', result: 'unknown', source: null, ms: 12 },
+    ],
+    degraded: true,
+  };
+  const expected = {
+    level: 30,
+    service: 'cardproxy',
+    reqId: 'req-7',
+    workspaceId: 'w_"quoted"\\',
+    customerId: 'c_\u0001_Zoë_\u{1F600}',
+    threadId: 'th_\n',
+    keys: line.keys,
+    degraded: true,
+    msg: 'cards answered',
+  };
+
+  it('is written as bytes into the held lines, between pino lines, as one JSON line', () => {
+    const { path, fd } = tempFile();
+    const dest = new BatchedDestination({ fd, maxBufferedBytes: 1024 * 1024 });
+    const log = pino({ base: { service: 'cardproxy' } }, dest);
+    const write = cardsLineWriter(log);
+    log.info('before');
+    write(line);
+    write({ ...line, threadId: null, degraded: false, keys: [] });
+    log.info('after');
+    dest.flushSync();
+    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.msg)).toEqual(['before', 'cards answered', 'cards answered', 'after']);
+    expect(lines[1]).toEqual({ ...expected, time: expect.any(Number) });
+    expect(lines[2]).toEqual({ ...expected, threadId: null, degraded: false, keys: [], time: expect.any(Number) });
+    closeSync(fd);
+  });
+
+  it('is the same line for a destination that takes strings', () => {
+    const written: string[] = [];
+    const log = pino({ base: { service: 'cardproxy' } }, { write: (text: string) => written.push(text) });
+    cardsLineWriter(log)(line);
+    expect(written).toHaveLength(1);
+    expect(written[0]!.endsWith('}\n')).toBe(true);
+    expect(JSON.parse(written[0]!)).toEqual({ ...expected, time: expect.any(Number) });
+  });
+
+  it('hands the held lines over first when a line does not fit beside them', async () => {
+    const { path, fd } = tempFile();
+    const dest = new BatchedDestination({ fd, maxBufferedBytes: 1024 * 1024, holdMs: 60_000 });
+    const log = pino({ base: { service: 'cardproxy' } }, dest);
+    const filler = `${'f'.repeat(60 * 1024)}\n`;
+    dest.write(filler);
+    const write = cardsLineWriter(log);
+    // A customer id of 1,000 characters may take up to 6 KB as JSON: more than is left.
+    write({ ...line, customerId: 'c'.repeat(1000) });
+    await eventually(() => expect(readFileSync(path, 'utf8')).toBe(filler));
+    dest.flushSync();
+    const last = JSON.parse(readFileSync(path, 'utf8').slice(filler.length)) as Record<string, unknown>;
+    expect(last).toEqual({ ...expected, customerId: 'c'.repeat(1000), time: expect.any(Number) });
     closeSync(fd);
   });
 });
