@@ -14,6 +14,7 @@
  */
 import { pino, type Logger } from 'pino';
 import type { KeyOutcome } from '../service/card-resolver.js';
+import { jsonNumber, jsonStringBound, putAscii, putJsonString } from '../core/json-bytes.js';
 import { BatchedDestination, type ByteLineSink } from './log-destination.js';
 
 export interface CardsLine {
@@ -44,41 +45,41 @@ export function cardsLineWriter(log: Logger): (line: CardsLine) => void {
       stamp = time();
     }
     const keys = line.keys;
-    let bound = FIXED_BYTES + 3 * (stamp.length + bindings.length) + jsonBound(line.reqId) + jsonBound(line.workspaceId) + jsonBound(line.customerId);
-    if (line.threadId !== null) bound += jsonBound(line.threadId);
+    let bound = FIXED_BYTES + 3 * (stamp.length + bindings.length) + jsonStringBound(line.reqId) + jsonStringBound(line.workspaceId) + jsonStringBound(line.customerId);
+    if (line.threadId !== null) bound += jsonStringBound(line.threadId);
     for (let i = 0; i < keys.length; i++) bound += KEY_FIXED_BYTES + keys[i]!.key.length;
     const out = sink.room(bound);
     let at = sink.held;
-    at += out.write('{"level":30', at, 'latin1');
+    at = putAscii(out, at, '{"level":30');
     at += out.write(stamp, at, 'utf8');
     at += out.write(bindings, at, 'utf8');
-    at += out.write(',"reqId":', at, 'latin1');
+    at = putAscii(out, at, ',"reqId":');
     at = putJsonString(out, at, line.reqId);
-    at += out.write(',"workspaceId":', at, 'latin1');
+    at = putAscii(out, at, ',"workspaceId":');
     at = putJsonString(out, at, line.workspaceId);
-    at += out.write(',"customerId":', at, 'latin1');
+    at = putAscii(out, at, ',"customerId":');
     at = putJsonString(out, at, line.customerId);
-    at += out.write(',"threadId":', at, 'latin1');
-    at = line.threadId === null ? at + out.write('null', at, 'latin1') : putJsonString(out, at, line.threadId);
-    at += out.write(',"keys":[', at, 'latin1');
+    at = putAscii(out, at, ',"threadId":');
+    at = line.threadId === null ? putAscii(out, at, 'null') : putJsonString(out, at, line.threadId);
+    at = putAscii(out, at, ',"keys":[');
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       // Card keys match ^[a-zA-Z0-9_-]+$ (schema-checked) and result/source are fixed enums: no escaping needed.
-      at += out.write(i === 0 ? '{"key":"' : ',{"key":"', at, 'latin1');
-      at += out.write(k.key, at, 'latin1');
-      at += out.write('","result":"', at, 'latin1');
-      at += out.write(k.result, at, 'latin1');
+      at = putAscii(out, at, i === 0 ? '{"key":"' : ',{"key":"');
+      at = putAscii(out, at, k.key);
+      at = putAscii(out, at, '","result":"');
+      at = putAscii(out, at, k.result);
       if (k.source === null) {
-        at += out.write('","source":null,"ms":', at, 'latin1');
+        at = putAscii(out, at, '","source":null,"ms":');
       } else {
-        at += out.write('","source":"', at, 'latin1');
-        at += out.write(k.source, at, 'latin1');
-        at += out.write('","ms":', at, 'latin1');
+        at = putAscii(out, at, '","source":"');
+        at = putAscii(out, at, k.source);
+        at = putAscii(out, at, '","ms":');
       }
-      at += out.write(String(k.ms), at, 'latin1');
+      at = putAscii(out, at, jsonNumber(k.ms));
       out[at++] = 0x7d; // }
     }
-    at += out.write(line.degraded ? '],"degraded":true,"msg":"cards answered"}\n' : '],"degraded":false,"msg":"cards answered"}\n', at, 'latin1');
+    at = putAscii(out, at, line.degraded ? '],"degraded":true,"msg":"cards answered"}\n' : '],"degraded":false,"msg":"cards answered"}\n');
     sink.commit(at);
   };
 }
@@ -87,23 +88,6 @@ export function cardsLineWriter(log: Logger): (line: CardsLine) => void {
 const FIXED_BYTES = 256;
 /** The bytes of one key's entry besides the key: the fixed text, the longest result and source, a duration. */
 const KEY_FIXED_BYTES = 128;
-
-/** The most bytes `text` takes as a JSON string: 6 per UTF-16 unit (`\u001f`), and the quotes. */
-function jsonBound(text: string): number {
-  return 6 * text.length + 2;
-}
-
-/** Text that is a JSON string as it is, between quotes: printable ASCII other than `"` and `\`. */
-const PLAIN_JSON_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** Writes `text` as a JSON string at `at`; returns where it ends. */
-function putJsonString(out: Buffer, at: number, text: string): number {
-  if (!PLAIN_JSON_TEXT.test(text)) return at + out.write(JSON.stringify(text), at, 'utf8');
-  out[at] = 0x22;
-  at += 1 + out.write(text, at + 1, 'latin1');
-  out[at] = 0x22;
-  return at + 1;
-}
 
 /** The same line for a destination that takes strings: written into a buffer of its own, handed over as text. */
 class StringSink implements ByteLineSink {
