@@ -108,33 +108,33 @@ export class CardResolver {
    */
   resolve(workspaceId: string, request: CardsRequest, receivedAt: number): Resolution | Promise<Resolution> {
     const d = this.#d;
-    const keys = [...new Set(request.cardKeys)];
+    const keys = distinct(request.cardKeys);
+    const customerId = request.customer.id;
     const contextThreadId = request.thread?.id ?? null;
     const context: RefreshContext = { workspaceId, customer: request.customer, thread: request.thread ?? null, tenant: request.tenant ?? null };
+    const refContext = { workspaceId, customerId, threadId: contextThreadId };
     const outcomes: KeyOutcome[] = [];
     const items: Item[] = [];
-    for (const key of keys) {
+    const refs: CardRef[] = [];
+    const servedKeys: string[] = [];
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!;
       const policy = d.policies.get(key);
       if (!policy) {
         d.metrics.unknownCardKeys.inc();
         outcomes.push({ key, result: 'unknown', source: null, ms: 0 });
         continue;
       }
-      items.push({
-        key,
-        policy,
-        ref: cardRefFor(policy.scope, { workspaceId, customerId: request.customer.id, threadId: contextThreadId }, key),
-        group: d.groups.groupOf(policy.upstream),
-        contextThreadId,
-        servedKey: d.store.keys.served(workspaceId, request.customer.id, contextThreadId, key),
-      });
+      const ref = cardRefFor(policy.scope, refContext, key);
+      const servedKey = d.store.keys.served(workspaceId, customerId, contextThreadId, key);
+      items.push({ key, policy, ref, group: d.groups.groupOf(policy.upstream), contextThreadId, servedKey });
+      refs.push(ref);
+      servedKeys.push(servedKey);
     }
     if (outcomes.length > 0) d.log.warn({ unknownKeys: outcomes.map((o) => o.key) }, 'requested card keys are not configured');
     if (items.length === 0) return { cards: [], outcomes, degraded: false };
 
     const readAt = d.clock.now();
-    const refs = items.map((i) => i.ref);
-    const servedKeys = items.map((i) => i.servedKey);
     // Only a single-key request can be a manual reload: only then must its served marker be
     // read from Redis (any process may have answered it last).
     const readMarkers = keys.length === 1;
@@ -186,34 +186,45 @@ export class CardResolver {
   ): Resolution | Promise<Resolution> {
     const d = this.#d;
     const now = d.clock.now();
-    const lookups: Lookup[] = items.map((item, i) =>
-      lookupCard(now, read.states[i], item.policy, isManualReload(now, keyCount, read.served[i]?.until ?? null)),
-    );
-    const answers: (CardAnswer | undefined)[] = lookups.map((l) => ('answer' in l ? l.answer : undefined));
-    const toRefresh = items.filter((_, i) => lookups[i]!.kind === 'stale' || lookups[i]!.kind === 'miss' || lookups[i]!.kind === 'reload');
-    const waiting = items.filter((_, i) => answers[i] === undefined);
-    const force = lookups.some((l) => l.kind === 'reload');
-    const ahead = items.filter((_, i) => isRefreshAhead(lookups[i]!));
-    // Each target carries the card as read, so a job that finds it loaded since makes no call.
-    const asRead = (subset: readonly Item[]) => targetsAsRead(subset, items, read.states);
+    // One pass over the keys; the subsets below are built only when not empty (on a warm hit, none is).
+    const n = items.length;
+    const lookups = new Array<Lookup>(n);
+    const answers = new Array<CardAnswer | undefined>(n);
+    const kinds = new Array<LookupKind>(n);
+    let refreshes = 0;
+    let waits = 0;
+    let aheads = 0;
+    for (let i = 0; i < n; i++) {
+      const lookup = lookupCard(now, read.states[i], items[i]!.policy, isManualReload(now, keyCount, read.served[i]?.until ?? null));
+      lookups[i] = lookup;
+      kinds[i] = lookup.kind;
+      answers[i] = 'answer' in lookup ? lookup.answer : undefined;
+      if (lookup.kind === 'stale' || lookup.kind === 'miss' || lookup.kind === 'reload') refreshes++;
+      if (answers[i] === undefined) waits++;
+      if (isRefreshAhead(lookup)) aheads++;
+    }
+    const toRefresh = refreshes === 0 ? NO_ITEMS : items.filter((_, i) => kinds[i] === 'stale' || kinds[i] === 'miss' || kinds[i] === 'reload');
+    const waiting = waits === 0 ? NO_ITEMS : items.filter((_, i) => answers[i] === undefined);
+    const ahead = aheads === 0 ? NO_ITEMS : items.filter((_, i) => isRefreshAhead(lookups[i]!));
+    const force = kinds.includes('reload');
+    // Each target carries the card as read (`targetsAsRead`), so a job that finds it loaded since makes no call.
     if (ahead.length > 0) {
       // Fresh, but inside the lead: refresh before it expires, behind every waiting request.
       d.scheduler
-        .schedule(context, asRead(ahead), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
+        .schedule(context, targetsAsRead(ahead, items, read.states), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue refresh-ahead'));
     }
 
     if (toRefresh.length > 0 && waiting.length === 0) {
       // Only stale cards: answer now, refresh in the background.
       d.scheduler
-        .schedule(context, asRead(toRefresh), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
+        .schedule(context, targetsAsRead(toRefresh, items, read.states), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
-    const kinds = lookups.map((l) => l.kind);
     if (waiting.length === 0) return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: false, read });
     return (async () => {
       await this.#takeOverPushReloads(items, waiting, read.served, now);
-      const waited = await this.#refreshAndWait(context, asRead(toRefresh), waiting, force, readAt, this.#deadline(receivedAt));
+      const waited = await this.#refreshAndWait(context, targetsAsRead(toRefresh, items, read.states), waiting, force, readAt, this.#deadline(receivedAt));
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
       return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: waited.degraded, read });
     })();
@@ -361,29 +372,50 @@ export class CardResolver {
   ): Resolution {
     const d = this.#d;
     const now = d.clock.now();
-    const cards: PlainCard[] = [];
-    const served: ServedEntry[] = [];
-    const nearKeys: string[] = [];
-    items.forEach((item, i) => {
+    const cards = new Array<PlainCard>(items.length);
+    // The served markers that change, with their near-cache keys (on a warm multi-key hit, none).
+    let served: ServedEntry[] | undefined;
+    let nearKeys: string[] | undefined;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       const answer = answers[i]!;
-      cards.push({ key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components });
-      const freshData = kinds[i] === 'fresh' ? (opts.read?.states[i]?.data ?? undefined) : undefined;
-      const marker: ServedMarker = { until: plainCopyExpiresAt(now, answer, freshData, item.policy.refreshAhead), kind: servedKindOf(answer.source) };
+      const kind = kinds[i]!;
+      cards[i] = { key: item.key, timeToLiveSeconds: answer.ttlSeconds, components: answer.components };
+      const freshData = kind === 'fresh' ? (opts.read?.states[i]?.data ?? undefined) : undefined;
+      const until = plainCopyExpiresAt(now, answer, freshData, item.policy.refreshAhead);
+      const servedKind = servedKindOf(answer.source);
       const before = opts.read?.served[i];
-      if (before?.until !== marker.until || before.kind !== marker.kind) {
-        served.push({ key: item.servedKey, workspaceId: item.ref.workspaceId, customerId: item.ref.customerId, contextThreadId: item.contextThreadId, cardKey: item.key, marker });
-        nearKeys.push(d.store.keys.card(item.ref));
+      if (before?.until !== until || before.kind !== servedKind) {
+        (served ??= []).push({
+          key: item.servedKey,
+          workspaceId: item.ref.workspaceId,
+          customerId: item.ref.customerId,
+          contextThreadId: item.contextThreadId,
+          cardKey: item.key,
+          marker: { until, kind: servedKind },
+        });
+        (nearKeys ??= []).push(d.store.keys.card(item.ref));
       }
-      d.metrics.recordLookup(item.key, kinds[i]!);
+      d.metrics.recordLookup(item.key, kind);
       d.metrics.recordServed(item.key, answer.source);
-      outcomes.push({ key: item.key, result: kinds[i]!, source: answer.source, ms: now - receivedAt });
-    });
-    if (!opts.degraded && served.length > 0) {
-      d.store.markServed(served, nearKeys).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not record served cards'));
+      outcomes.push({ key: item.key, result: kind, source: answer.source, ms: now - receivedAt });
+    }
+    if (!opts.degraded && served !== undefined) {
+      d.store.markServed(served, nearKeys!).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not record served cards'));
     }
     if (opts.degraded) d.metrics.degradedAnswers.inc();
     return { cards, outcomes, degraded: opts.degraded };
   }
+}
+
+const NO_ITEMS: readonly Item[] = Object.freeze([]);
+
+/** `keys` without repeats, first occurrence kept: `keys` itself when it has none (the usual case). */
+function distinct(keys: readonly string[]): readonly string[] {
+  for (let i = 1; i < keys.length; i++) {
+    if (keys.lastIndexOf(keys[i]!, i - 1) !== -1) return [...new Set(keys)];
+  }
+  return keys;
 }
 
 function isRefreshAhead(lookup: Lookup): boolean {
