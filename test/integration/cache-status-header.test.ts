@@ -52,5 +52,18 @@ describe('Cardproxy-Cache header', () => {
     expect(shown).toHaveLength(9);
     // Short keys all fit, without a count.
     expect(cacheStatusHeader(['a', 'b'], [{ key: 'a', result: 'miss', source: 'placeholder', ms: 1 }, { key: 'b', result: 'negative', source: 'error', ms: 1 }])).toBe('a=placeholder; b=error');
+    // A repeated key once, in request order; a key without an outcome left out.
+    const mixed: KeyOutcome[] = [
+      { key: 'zz', result: 'unknown', source: null, ms: 0 },
+      { key: 'b', result: 'stale', source: 'stale', ms: 1 },
+      { key: 'a', result: 'fresh', source: 'cache', ms: 1 },
+    ];
+    expect(cacheStatusHeader(['a', 'b', 'a', 'none', 'zz'], mixed)).toBe('a=fresh; b=stale; zz=unknown');
+    // Cards that do not fit are counted, the last one too.
+    const long = (c: string) => c.repeat(600);
+    const fresh = (keys: string[]): KeyOutcome[] => keys.map((key) => ({ key, result: 'fresh', source: 'cache', ms: 1 }));
+    expect(cacheStatusHeader([long('x'), long('y'), long('z')], fresh([long('x'), long('y'), long('z')]))).toBe(`${long('x')}=fresh; +2 more`);
+    expect(cacheStatusHeader([long('x'), long('y')], fresh([long('x'), long('y')]))).toBe(`${long('x')}=fresh; +1 more`);
+    expect(cacheStatusHeader([long('x').repeat(2)], fresh([long('x').repeat(2)]))).toBe('+1 more');
   });
 });
