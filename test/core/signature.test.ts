@@ -2,6 +2,7 @@
  * Plain's request signing (SPEC 2.3): hex(HMAC-SHA256(secret, raw body)), hex compared
  * case-insensitively, several secrets for rotation.
  */
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { signBody, verifySignature } from '../../src/core/signature.js';
 
@@ -73,5 +74,35 @@ describe('verifySignature', () => {
   it('accepts what signBody produced, over arbitrary bytes', () => {
     const body = Buffer.from([0x00, 0xff, 0x7b, 0x22, 0xc3, 0xa9, 0x0a]);
     expect(verifySignature(['k'], body, signBody('k', body))).toBe(true);
+  });
+
+  it('agrees with createHmac for keys shorter than, as long as and longer than a block, and bodies of every size class', () => {
+    const secrets = ['k', 's'.repeat(63), 's'.repeat(64), 's'.repeat(65), 'ü'.repeat(40), 'x'.repeat(500)];
+    const sizes = [0, 1, 63, 64, 65, 1000, 16 * 1024, 16 * 1024 + 1, 200_000];
+    for (const secret of secrets) {
+      for (const size of sizes) {
+        const body = Buffer.alloc(size, (size % 251) + 1);
+        const signature = createHmac('sha256', secret).update(body).digest('hex');
+        expect(verifySignature([secret], body, signature), `secret of ${secret.length}, body of ${size}`).toBe(true);
+        expect(verifySignature(['other', secret], body, signature)).toBe(true);
+        const wrong = `${signature.slice(0, 63)}${signature.endsWith('0') ? '1' : '0'}`;
+        expect(verifySignature([secret], body, wrong)).toBe(false);
+      }
+    }
+  });
+
+  it('checks a shorter body after a longer one under the same key (no bytes of the earlier body count)', () => {
+    const secrets = ['secret'];
+    const long = Buffer.from(`${VECTOR.body}${'x'.repeat(500)}`);
+    expect(verifySignature(secrets, long, signBody('secret', long))).toBe(true);
+    expect(verifySignature(secrets, BODY, VECTOR.signature)).toBe(true);
+  });
+
+  it('uses the secrets of the list it is given: a new list after a reload, the old one no longer', () => {
+    const before = ['old'];
+    const after = ['new'];
+    expect(verifySignature(before, BODY, signBody('old', BODY))).toBe(true);
+    expect(verifySignature(after, BODY, signBody('old', BODY))).toBe(false);
+    expect(verifySignature(after, BODY, signBody('new', BODY))).toBe(true);
   });
 });
