@@ -8,7 +8,6 @@
  * deadline), `error` (error components), `unknown` (not a configured card; no card answered).
  * At most {@link CACHE_STATUS_MAX_BYTES} bytes: the cards that do not fit are counted as `+N more`.
  */
-import { putAscii } from '../core/json-bytes.js';
 import type { KeyOutcome } from '../service/card-resolver.js';
 
 export const CACHE_STATUS_HEADER = 'cardproxy-cache';
@@ -19,49 +18,28 @@ function statusOf(outcome: KeyOutcome): string {
   return outcome.source === 'cache' ? 'fresh' : outcome.source;
 }
 
-/** The outcome of `key` among `outcomes`, if it has one. */
-function outcomeOf(key: string, outcomes: readonly KeyOutcome[]): KeyOutcome | undefined {
-  for (let o = 0; o < outcomes.length; o++) if (outcomes[o]!.key === key) return outcomes[o];
-  return undefined;
-}
-
-/** Where the value is written, as bytes, then read out as one string: no string built of pieces. */
-const scratch = Buffer.allocUnsafeSlow(CACHE_STATUS_MAX_BYTES);
-
 /** The header value for a request's outcomes, ordered as `requestedKeys` (card keys are ASCII). */
 export function cacheStatusHeader(requestedKeys: readonly string[], outcomes: readonly KeyOutcome[]): string {
   // At most 25 keys: plain loops, no maps or intermediate arrays (this runs on every request).
-  // A repeated key is answered once. Counted first: room is kept for the "+N more" a later card may need.
-  let count = 0;
+  const parts: string[] = [];
   for (let k = 0; k < requestedKeys.length; k++) {
     const key = requestedKeys[k]!;
-    if (requestedKeys.indexOf(key) === k && outcomeOf(key, outcomes) !== undefined) count++;
-  }
-  const reserve = '; + more'.length + digits(count);
-  let at = 0;
-  let shown = 0;
-  for (let k = 0; k < requestedKeys.length; k++) {
-    const key = requestedKeys[k]!;
-    const outcome = requestedKeys.indexOf(key) === k ? outcomeOf(key, outcomes) : undefined;
-    if (outcome === undefined) continue;
-    const status = statusOf(outcome);
-    const separator = at === 0 ? 0 : 2;
-    if (at + separator + key.length + 1 + status.length + (shown + 1 < count ? reserve : 0) > CACHE_STATUS_MAX_BYTES) {
-      if (at > 0) at = putAscii(scratch, at, '; ');
-      at = putAscii(scratch, at, '+');
-      at = putAscii(scratch, at, String(count - shown));
-      at = putAscii(scratch, at, ' more');
-      break;
+    if (requestedKeys.indexOf(key) !== k) continue; // a repeated key is answered once
+    for (let o = 0; o < outcomes.length; o++) {
+      if (outcomes[o]!.key === key) {
+        parts.push(`${key}=${statusOf(outcomes[o]!)}`);
+        break;
+      }
     }
-    if (separator > 0) at = putAscii(scratch, at, '; ');
-    at = putAscii(scratch, at, key);
-    at = putAscii(scratch, at, '=');
-    at = putAscii(scratch, at, status);
-    shown++;
   }
-  return scratch.toString('latin1', 0, at);
-}
-
-function digits(n: number): number {
-  return String(n).length;
+  let value = '';
+  for (let i = 0; i < parts.length; i++) {
+    const next = value === '' ? parts[i]! : `${value}; ${parts[i]}`;
+    const rest = parts.length - i - 1;
+    // Room is kept for the "+N more" that a later card may need.
+    const reserve = rest > 0 ? `; +${parts.length} more`.length : 0;
+    if (next.length + reserve > CACHE_STATUS_MAX_BYTES) return `${value === '' ? '' : `${value}; `}+${parts.length - i} more`;
+    value = next;
+  }
+  return value;
 }

@@ -1,7 +1,7 @@
 /**
- * The process's log destination (stdout): lines are held, as bytes in one buffer, for at most
- * `HOLD_MS` (or until `HOLD_BYTES` are held) and handed to pino's asynchronous file-descriptor
- * writer (sonic-boom) as one chunk. Each hand-over is an asynchronous write: a system call on the thread pool, a wake-up
+ * The process's log destination (stdout): lines are held for at most `HOLD_MS` (or until
+ * `HOLD_BYTES` are held) and handed to pino's asynchronous file-descriptor writer (sonic-boom) as
+ * one chunk. Each hand-over is an asynchronous write: a system call on the thread pool, a wake-up
  * of a pool thread and of the event loop when it is done. On a virtual machine that round trip
  * costs about 70 µs of CPU (measured here; a synchronous write of the same bytes about 10 µs):
  * once per line it was most of a warm request's logging cost, once per event-loop turn still
@@ -22,25 +22,13 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 
 /** How long a line is held at most before it is handed over (default of the `holdMs` option). */
 export const HOLD_MS = 10;
-/** Held bytes that are handed over at once; also the size of the holding buffer. */
+/** Held text (UTF-16 code units, about bytes for log lines) that is handed over at once. */
 const HOLD_BYTES = 64 * 1024;
 
-/**
- * A destination that lines can be written into as bytes, in place (the `cards answered` line,
- * see cards-line.ts): `room(n)` makes room for at most `n` bytes at `held` and returns the buffer
- * to write them into, `commit(end)` keeps what was written up to `end`. No string is built.
- */
-export interface ByteLineSink {
-  room(bytes: number): Buffer;
-  readonly held: number;
-  commit(end: number): void;
-}
-
-export class BatchedDestination implements DestinationStream, ByteLineSink {
+export class BatchedDestination implements DestinationStream {
   readonly #target: SonicBoom;
-  /** Held lines, as the UTF-8 bytes they are written as: `#held` bytes of it. */
-  #buffer = Buffer.allocUnsafeSlow(HOLD_BYTES);
-  #held = 0;
+  #held: string[] = [];
+  #heldLength = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #holdMs: number;
   readonly #fd: number;
@@ -57,8 +45,8 @@ export class BatchedDestination implements DestinationStream, ByteLineSink {
         // stdout is gone (closed pipe): nothing left to write to.
       }
     });
-    this.#target = pino.destination({ dest: opts.fd, sync: false, maxLength: opts.maxBufferedBytes, contentMode: 'buffer' });
-    this.#target.on('drop', (chunk: Buffer) => (this.#dropped += countLines(chunk)));
+    this.#target = pino.destination({ dest: opts.fd, sync: false, maxLength: opts.maxBufferedBytes });
+    this.#target.on('drop', (chunk: string) => (this.#dropped += countLines(chunk)));
   }
 
   /** Log lines dropped since start because stdout did not keep up. */
@@ -66,39 +54,10 @@ export class BatchedDestination implements DestinationStream, ByteLineSink {
     return this.#dropped;
   }
 
-  get held(): number {
-    return this.#held;
-  }
-
-  /** A pino line (a string): its bytes are held. */
   write(line: string): void {
-    const room = HOLD_BYTES - this.#held;
-    // At most 3 bytes per UTF-16 unit: the exact length is counted only when that might not fit.
-    if (line.length * 3 > room) {
-      const bytes = Buffer.byteLength(line);
-      if (bytes > room) {
-        this.#handOver();
-        if (bytes > HOLD_BYTES) {
-          this.#target.write(Buffer.from(line, 'utf8') as unknown as string);
-          return;
-        }
-      }
-    }
-    this.commit(this.#held + this.#buffer.write(line, this.#held, 'utf8'));
-  }
-
-  room(bytes: number): Buffer {
-    if (bytes > HOLD_BYTES - this.#held) {
-      this.#handOver();
-      // A line larger than the whole buffer (not one cardproxy writes) gets a buffer of its own.
-      if (bytes > HOLD_BYTES) this.#buffer = Buffer.allocUnsafeSlow(bytes);
-    }
-    return this.#buffer;
-  }
-
-  commit(end: number): void {
-    this.#held = end;
-    if (end >= HOLD_BYTES) this.#handOver();
+    this.#held.push(line);
+    this.#heldLength += line.length;
+    if (this.#heldLength >= HOLD_BYTES) this.#handOver();
     // Unreferenced: held lines never keep a process alive (the exit hook writes them).
     else if (this.#timer === undefined) this.#timer = setTimeout(this.#handOver, this.#holdMs).unref();
   }
@@ -117,34 +76,30 @@ export class BatchedDestination implements DestinationStream, ByteLineSink {
    */
   flushSync(): void {
     this.#target.flushSync();
-    const bytes = this.#take();
-    for (let at = 0; at < bytes.length; ) at += writeSync(this.#fd, bytes, at, bytes.length - at);
+    const chunk = this.#take();
+    for (let at = 0, bytes = Buffer.from(chunk, 'utf8'); at < bytes.length; ) at += writeSync(this.#fd, bytes, at, bytes.length - at);
   }
 
   readonly #handOver = (): void => {
     const chunk = this.#take();
-    // sonic-boom in buffer mode takes Buffers (its type says string).
-    if (chunk.length > 0) this.#target.write(chunk as unknown as string);
+    if (chunk !== '') this.#target.write(chunk);
   };
 
-  /**
-   * The held bytes (empty if none), no longer held: a copy, as the writer keeps what it is given
-   * until written, while the holding buffer is written on at once.
-   */
-  #take(): Buffer {
+  /** The held lines as one string ('' if none), no longer held. */
+  #take(): string {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const chunk = Buffer.from(this.#buffer.subarray(0, this.#held));
-    this.#held = 0;
-    if (this.#buffer.length > HOLD_BYTES) this.#buffer = Buffer.allocUnsafeSlow(HOLD_BYTES);
+    const chunk = this.#held.length === 1 ? this.#held[0]! : this.#held.join('');
+    this.#held = [];
+    this.#heldLength = 0;
     return chunk;
   }
 }
 
-function countLines(bytes: Buffer): number {
+function countLines(text: string): number {
   let lines = 0;
-  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) lines++;
+  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++;
   return lines;
 }

@@ -13,7 +13,6 @@ import type { CardResolver, PlainCard, Resolution } from '../../service/card-res
 import { sendError, type ErrorBody } from '../errors.js';
 import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';
 import { cardsLineWriter } from '../../observability/cards-line.js';
-import { jsonNumber, jsonStringBytes, putAscii, putJsonString } from '../../core/json-bytes.js';
 
 export interface CardsRouteOptions {
   readonly resolver: CardResolver;
@@ -127,34 +126,29 @@ export async function cardsRoutes(app: FastifyInstance, opts: { readonly endpoin
  */
 export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): Buffer {
   const { cards } = payload;
-  // Two passes, no string built of the pieces: the exact size first (each card's fixed text, key,
-  // TTL and components' bytes), then the bytes written into one buffer of that size.
+  // Each card is an ASCII head (keys are schema-checked, ^[a-zA-Z0-9_-]+$, and TTLs integers)
+  // followed by its components' bytes; the answer is written into one buffer of the exact size.
+  const heads = new Array<string>(cards.length);
   const bodies = new Array<Buffer>(cards.length);
-  let length = OPEN.length + CLOSE.length + Math.max(0, cards.length - 1);
+  let length = OPEN.length + CLOSE.length;
   for (let i = 0; i < cards.length; i++) {
     const card = cards[i]!;
     const components = card.components instanceof ComponentsJson ? card.components.bytes : Buffer.from(JSON.stringify(card.components), 'utf8');
+    const head = `${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":`;
+    heads[i] = head;
     bodies[i] = components;
-    length += CARD_TEXT_BYTES + jsonStringBytes(card.key) + jsonNumber(card.timeToLiveSeconds).length + components.length;
+    length += head.length + components.length + 1;
   }
   const out = answerBuffer(length);
   let at = OPEN.copy(out, 0);
   for (let i = 0; i < cards.length; i++) {
-    const card = cards[i]!;
-    at = putAscii(out, at, i === 0 ? '{"key":' : ',{"key":');
-    at = putJsonString(out, at, card.key);
-    at = putAscii(out, at, ',"timeToLiveSeconds":');
-    at = putAscii(out, at, jsonNumber(card.timeToLiveSeconds));
-    at = putAscii(out, at, ',"components":');
+    at += out.write(heads[i]!, at, 'latin1');
     at += bodies[i]!.copy(out, at);
     out[at++] = 0x7d; // }
   }
   CLOSE.copy(out, at);
   return out;
 }
-
-/** A card's text besides its values: `{"key":` `,"timeToLiveSeconds":` `,"components":` `}`. */
-const CARD_TEXT_BYTES = '{"key":,"timeToLiveSeconds":,"components":}'.length;
 
 const OPEN = Buffer.from('{"cards":[');
 const CLOSE = Buffer.from(']}');
