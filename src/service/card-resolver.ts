@@ -186,45 +186,41 @@ export class CardResolver {
   ): Resolution | Promise<Resolution> {
     const d = this.#d;
     const now = d.clock.now();
-    // One pass over the keys; the subsets below are built only when not empty (on a warm hit, none is).
+    // One pass over the keys; a subset is made only for a key that belongs to it (on a warm hit, none).
     const n = items.length;
-    const lookups = new Array<Lookup>(n);
     const answers = new Array<CardAnswer | undefined>(n);
     const kinds = new Array<LookupKind>(n);
-    let refreshes = 0;
-    let waits = 0;
-    let aheads = 0;
+    let toRefresh: Item[] | undefined;
+    let waiting: Item[] | undefined;
+    let ahead: Item[] | undefined;
     for (let i = 0; i < n; i++) {
-      const lookup = lookupCard(now, read.states[i], items[i]!.policy, isManualReload(now, keyCount, read.served[i]?.until ?? null));
-      lookups[i] = lookup;
+      const item = items[i]!;
+      const lookup = lookupCard(now, read.states[i], item.policy, isManualReload(now, keyCount, read.served[i]?.until ?? null));
       kinds[i] = lookup.kind;
       answers[i] = 'answer' in lookup ? lookup.answer : undefined;
-      if (lookup.kind === 'stale' || lookup.kind === 'miss' || lookup.kind === 'reload') refreshes++;
-      if (answers[i] === undefined) waits++;
-      if (isRefreshAhead(lookup)) aheads++;
+      if (lookup.kind === 'stale' || lookup.kind === 'miss' || lookup.kind === 'reload') (toRefresh ??= []).push(item);
+      if (answers[i] === undefined) (waiting ??= []).push(item);
+      if (isRefreshAhead(lookup)) (ahead ??= []).push(item);
     }
-    const toRefresh = refreshes === 0 ? NO_ITEMS : items.filter((_, i) => kinds[i] === 'stale' || kinds[i] === 'miss' || kinds[i] === 'reload');
-    const waiting = waits === 0 ? NO_ITEMS : items.filter((_, i) => answers[i] === undefined);
-    const ahead = aheads === 0 ? NO_ITEMS : items.filter((_, i) => isRefreshAhead(lookups[i]!));
     const force = kinds.includes('reload');
     // Each target carries the card as read (`targetsAsRead`), so a job that finds it loaded since makes no call.
-    if (ahead.length > 0) {
+    if (ahead !== undefined) {
       // Fresh, but inside the lead: refresh before it expires, behind every waiting request.
       d.scheduler
         .schedule(context, targetsAsRead(ahead, items, read.states), { force: false, now: readAt, trigger: 'ahead', urgency: 'warming' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue refresh-ahead'));
     }
 
-    if (toRefresh.length > 0 && waiting.length === 0) {
+    if (toRefresh !== undefined && waiting === undefined) {
       // Only stale cards: answer now, refresh in the background.
       d.scheduler
         .schedule(context, targetsAsRead(toRefresh, items, read.states), { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'background' })
         .catch((err: unknown) => this.#warnings.warn(err, {}, 'could not enqueue background refresh'));
     }
-    if (waiting.length === 0) return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: false, read });
+    if (waiting === undefined) return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: false, read });
     return (async () => {
       await this.#takeOverPushReloads(items, waiting, read.served, now);
-      const waited = await this.#refreshAndWait(context, targetsAsRead(toRefresh, items, read.states), waiting, force, readAt, this.#deadline(receivedAt));
+      const waited = await this.#refreshAndWait(context, targetsAsRead(toRefresh ?? [], items, read.states), waiting, force, readAt, this.#deadline(receivedAt));
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
       return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: waited.degraded, read });
     })();
@@ -407,8 +403,6 @@ export class CardResolver {
     return { cards, outcomes, degraded: opts.degraded };
   }
 }
-
-const NO_ITEMS: readonly Item[] = Object.freeze([]);
 
 /** `keys` without repeats, first occurrence kept: `keys` itself when it has none (the usual case). */
 function distinct(keys: readonly string[]): readonly string[] {
