@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cardKeys } from './lib/cardproxy.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
-import { runLoad } from './lib/load.mjs';
+import { closedLoop } from './lib/wrk-load.mjs';
 import { fmt, table } from './lib/util.mjs';
 
 export async function runProfile(ctx, warm) {
@@ -23,9 +23,10 @@ export async function runProfile(ctx, warm) {
     keys: cardKeys(keyCount),
     customers: { prefix: 'cw', count: warm.customers, offset: 0 },
   };
-  await runLoad({ ...spec, duration: 1 }); // JIT warm-up (also profiled, a small share)
+  const generator = closedLoop();
+  await generator.run({ ...spec, duration: 1 }); // JIT warm-up (also profiled, a small share)
   const fromUs = Number(process.hrtime.bigint() / 1000n);
-  const load = await runLoad({ ...spec, duration: seconds });
+  const load = await generator.run({ ...spec, duration: seconds });
   const toUs = Number(process.hrtime.bigint() / 1000n);
   await proc.stop();
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
@@ -34,7 +35,7 @@ export async function runProfile(ctx, warm) {
   const share = (ms) => fmt.pct(ms / s.busyMs);
   const perReq = (ms) => `${((ms * 1000) / Math.max(1, load.total)).toFixed(1)}`;
   const text = [
-    `Profiled \`serve\` under ${keyCount} keys × 50 connections for ${seconds} s: ${fmt.int(load.rps)} req/s, p99 ${fmt.ms(load.latency.p99)} ms; ` +
+    `Profiled \`serve\` under ${keyCount} keys × 50 connections (${generator.name}) for ${seconds} s: ${fmt.int(load.rps)} req/s, p99 ${fmt.ms(load.latency.p99)} ms; ` +
       `only samples taken during the measured load are counted: CPU busy ${fmt.int(s.busyMs)} ms, idle ${fmt.int(s.idleMs)} ms of the main thread.`,
     '',
     'Where the time goes (inclusive: a sample counts for a part when any frame of its stack belongs to it; parts overlap):',

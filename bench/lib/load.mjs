@@ -1,6 +1,7 @@
 /**
  * Runs a load generator in a child process and returns its result: closed loop with autocannon
  * (bench/lib/load-worker.mjs) or open loop at an even pace (bench/lib/paced-load-worker.mjs).
+ * The warm scenario's closed loop uses wrk when it is installed (bench/lib/wrk-load.mjs).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,34 +32,54 @@ function runWorker(worker, spec) {
   const full = { workspaceId: WORKSPACE_ID, secret: SECRET, ...spec };
   // Hard bound: the run's own length plus a minute, whatever happens.
   const limitMs = ((spec.duration ?? 0) + (spec.timeout ?? 30)) * 1000 + 60_000 + (spec.amount ? 120_000 : 0);
+  // `cpu`: run the load generator on that CPU only (taskset), away from the server it measures.
+  return runTracked(pinned(spec.cpu, [process.execPath, worker, JSON.stringify(full)]), limitMs).then((out) => {
+    const line = out.trim().split('\n').pop();
+    try {
+      return JSON.parse(line);
+    } catch {
+      throw new Error(`load generator printed no result: ${out.slice(-2000)}`);
+    }
+  });
+}
+
+/** `argv` run on CPU `cpu` only (taskset), or anywhere when `cpu` is undefined. */
+export function pinned(cpu, argv) {
+  return cpu === undefined ? argv : ['taskset', '-c', String(cpu), ...argv];
+}
+
+/**
+ * Runs `argv` as a child process that killLoads() stops, killed after `limitMs`; resolves with
+ * its stdout when it exits with 0, rejects with the end of its stderr otherwise.
+ */
+export function runTracked([command, ...args], limitMs) {
   return new Promise((resolve, reject) => {
-    // `cpu`: run the load generator on that CPU only (taskset), away from the server it measures.
-    const argv = [process.execPath, worker, JSON.stringify(full)];
-    const [command, ...args] = spec.cpu === undefined ? argv : ['taskset', '-c', String(spec.cpu), ...argv];
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so that killing it stops what it started too (wrk under a shell).
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     active.add(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    child.once('exit', (code, signal) => {
+    const timer = setTimeout(() => kill(child), limitMs);
+    // `close`, not `exit`: all of its output has been read by then.
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
       active.delete(child);
-      const line = out.trim().split('\n').pop();
-      if (code === 0 && line) {
-        try {
-          resolve(JSON.parse(line));
-          return;
-        } catch {
-          // fall through
-        }
-      }
-      reject(new Error(`load generator failed (${code ?? signal}): ${err.slice(-2000)}`));
+      if (code === 0) resolve(out);
+      else reject(new Error(`load generator ${command} failed (${code ?? signal}): ${(err || out).slice(-2000)}`));
     });
   });
 }
 
 export function killLoads() {
-  for (const child of active) child.kill('SIGKILL');
+  for (const child of active) kill(child);
+}
+
+function kill(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }

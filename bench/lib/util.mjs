@@ -104,18 +104,28 @@ export function amplification(loads, distinct) {
   return `${(loads / Math.max(1, distinct)).toFixed(4)} (${loads - distinct > 0 ? '+' : ''}${loads - distinct} loads)`;
 }
 
-let clockTicks;
+let ticks;
+/** The kernel's clock ticks per second, the unit of /proc/<pid>/stat's CPU times. */
+function clockTicks() {
+  ticks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  return ticks;
+}
+
 /**
- * CPU time a process has used so far, in ms, from /proc/<pid>/stat (Linux): user (the process's
- * own code: JavaScript, V8, Node's C++, libraries) and system (the kernel working for it: socket
- * reads and writes, timers).
+ * CPU times from a /proc/<pid>/stat line, in ms: user (the process's own code: JavaScript, V8,
+ * Node's C++, libraries), system (the kernel working for it: socket reads and writes, timers) and
+ * children (user + system of its children that have exited and been waited for).
  */
-export function processCpuSplitMs(pid) {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+export function statCpuMs(stat) {
   // Fields after the command name (which may hold spaces) start at index 2 ("state").
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: (Number(fields[11]) * 1000) / clockTicks, system: (Number(fields[12]) * 1000) / clockTicks };
+  const ms = (i) => (Number(fields[i]) * 1000) / clockTicks();
+  return { user: ms(11), system: ms(12), children: ms(13) + ms(14) };
+}
+
+/** CPU time a process has used so far, in ms (Linux): see statCpuMs. */
+export function processCpuSplitMs(pid) {
+  return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }
 
 /**
