@@ -146,7 +146,8 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
     let error: ErrorBody | undefined;
     if (answer.status === 200) {
       res.writeHead(200, { 'content-type': CARDS_CONTENT_TYPE, [CACHE_STATUS_HEADER]: answer.cacheStatus, 'content-length': answer.body.length });
-      res.end(answer.body);
+      // The answer's memory is used again once it has been written (answer-memory.ts).
+      res.end(answer.body, answer.written);
     } else {
       error = answer.error;
       const body = JSON.stringify({ error: error.error, message: error.message } satisfies ErrorBody);

@@ -6,11 +6,13 @@
  */
 import { createHmac } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cardsBody, cleanupProxies, eventually, startTestProxy, startTestUpstream, testConfig, type TestProxy } from '../helpers/harness.js';
+import { cardsReply, textOf } from '../helpers/fake-upstream.js';
 import { parsePromText, sampleSum } from '../helpers/prom-text.js';
 import { makeCa, makeLeaf } from '../helpers/test-certs.js';
 import { tlsRequest } from '../helpers/tls-client.js';
@@ -162,6 +164,80 @@ describe('POST /cards over a socket (the lean path) and through the Fastify rout
     expect(comparable(await overSocket(proxy.url!, bare))).toEqual(comparable(await viaInject(proxy, bare)));
   });
 });
+
+describe('answer memory used again (src/http/answer-memory.ts)', () => {
+  afterAll(cleanupProxies);
+
+  it('keeps the bytes of answers queued for a client that stopped reading while other clients\' answers reuse memory', async () => {
+    // Cards of ~9 KB: a 2-card answer is ~18 KB, so 600 of them (11 MB) are more than the kernel
+    // holds for a client that does not read, and the rest wait in the server's own buffers while
+    // other connections' answers go through the answer slabs many times over.
+    const padding = 'x'.repeat(9_000);
+    const upstream = await startTestUpstream();
+    upstream.setHandler((call) => ({ body: cardsReply(call, { ttl: 3600, text: (key, id) => `${key} for ${id} ${padding}` }) }));
+    const proxy = await startTestProxy(testConfig(upstream.url, { plain: { signingSecrets: [SECRET] } }), 'start', { listen: true });
+    const stalledReq = signedRequest(['alpha', 'beta'], 'c_stalled');
+    const otherReq = signedRequest(['alpha', 'beta'], 'c_other');
+    const hits = async () => sampleSum(await scrape(proxy), 'cardproxy_near_cache_lookups_total', { result: 'hit' });
+    // Both customers warm and served from the near cache (answered at once, from answer memory).
+    for (const req of [stalledReq, otherReq]) {
+      await eventually(async () => {
+        const before = await hits();
+        expect((await overSocket(proxy.url!, req)).status).toBe(200);
+        return (await hits()) - before === 2;
+      }, 5000, 'near-cache hits');
+    }
+
+    const { port } = new URL(proxy.url!);
+    const stalled = connect({ host: '127.0.0.1', port: Number(port) });
+    stalled.pause();
+    await new Promise<void>((resolve, reject) => stalled.once('connect', resolve).once('error', reject));
+    const head = Object.entries(stalledReq.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const pipelined = 600;
+    stalled.write(`POST /cards HTTP/1.1\r\nhost: 127.0.0.1\r\n${head}\r\n${stalledReq.body}`.repeat(pipelined));
+
+    // Meanwhile other clients' answers: 250 × 18 KB, about 17 slabs' worth.
+    for (let i = 0; i < 25; i++) {
+      const answers = await Promise.all(Array.from({ length: 10 }, () => overSocket(proxy.url!, otherReq)));
+      for (const a of answers) expect(JSON.parse(a.text).cards.map(textOf)).toEqual([`alpha for c_other ${padding}`, `beta for c_other ${padding}`]);
+    }
+
+    // Now the stalled client reads: every answer whole and its own.
+    const received: Buffer[] = [];
+    let bytes = 0;
+    const bodies = await new Promise<string[]>((resolve, reject) => {
+      stalled.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        bytes += chunk.length;
+        const parsed = splitResponses(Buffer.concat(received, bytes));
+        if (parsed.length === pipelined) resolve(parsed);
+      });
+      stalled.once('error', reject);
+      stalled.resume();
+    });
+    stalled.destroy();
+    expect(bodies).toHaveLength(pipelined);
+    const wrong = bodies.filter((b) => {
+      const texts = JSON.parse(b).cards.map(textOf);
+      return texts[0] !== `alpha for c_stalled ${padding}` || texts[1] !== `beta for c_stalled ${padding}`;
+    });
+    expect(wrong).toHaveLength(0);
+  });
+});
+
+/** The bodies of the complete HTTP/1.1 responses (each with a Content-Length) at the start of `data`. */
+function splitResponses(data: Buffer): string[] {
+  const bodies: string[] = [];
+  let at = 0;
+  for (;;) {
+    const end = data.indexOf('\r\n\r\n', at);
+    if (end === -1) return bodies;
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(data.subarray(at, end).toString('latin1'))?.[1]);
+    if (data.length < end + 4 + length) return bodies;
+    bodies.push(data.subarray(end + 4, end + 4 + length).toString('utf8'));
+    at = end + 4 + length;
+  }
+}
 
 describe('the lean path on HTTPS', () => {
   let dir: string;

@@ -8,6 +8,7 @@ import type { CardState } from '../../src/core/card-state.js';
 import { ComponentsJson } from '../../src/redis/components-json.js';
 import { decodeCardState, decodeForServing, encodeComponents, encodeProjection } from '../../src/redis/card-codec.js';
 import { serializeCardsAnswer } from '../../src/http/routes/cards.js';
+import { AnswerMemory } from '../../src/http/answer-memory.js';
 import type { PlainCard } from '../../src/service/card-resolver.js';
 
 /** A state as the store writes it: projection and components. */
@@ -86,6 +87,9 @@ describe('decodeForServing', () => {
 });
 
 describe('serializeCardsAnswer', () => {
+  const memory = new AnswerMemory();
+  const serialize = (cards: readonly PlainCard[]) => serializeCardsAnswer({ cards }, memory).bytes;
+
   it('writes what JSON.stringify writes, with stored JSON text spliced in unchanged', () => {
     const components = componentSets[1]!;
     const cards: PlainCard[] = [
@@ -93,10 +97,10 @@ describe('serializeCardsAnswer', () => {
       { key: 'b', timeToLiveSeconds: 300, components: components as PlainCard['components'] },
       { key: 'c', timeToLiveSeconds: 1, components: [] },
     ];
-    const answer = serializeCardsAnswer({ cards });
+    const answer = serialize(cards);
     expect(answer.toString('utf8')).toBe(JSON.stringify({ cards }));
     expect(answer.length).toBe(Buffer.byteLength(JSON.stringify({ cards })));
-    expect(serializeCardsAnswer({ cards: [] }).toString('utf8')).toBe(JSON.stringify({ cards: [] }));
+    expect(serialize([]).toString('utf8')).toBe(JSON.stringify({ cards: [] }));
   });
 
   it('gives every answer bytes of its own while answers are cut from shared slabs (small and large ones)', () => {
@@ -110,7 +114,7 @@ describe('serializeCardsAnswer', () => {
     const answers: Buffer[] = [];
     for (let i = 0; i < 300; i++) {
       const cards = Array.from({ length: i % 50 === 0 ? 25 : 5 }, (_, j) => card(i + j, 2000 + (i % 7)));
-      answers.push(serializeCardsAnswer({ cards }));
+      answers.push(serialize(cards));
       expected.push(JSON.stringify({ cards }));
     }
     expect(answers.map((a) => a.toString('utf8'))).toEqual(expected);
@@ -126,7 +130,7 @@ describe('serializeCardsAnswer', () => {
     ];
     const parsed: PlainCard[] = [asText[0]!, { key: 'b', timeToLiveSeconds: 300, components: components as PlainCard['components'] }];
     // The text is spliced in unchanged, and a generic JSON.stringify (toJSON) gives the same bytes.
-    expect(serializeCardsAnswer({ cards: asText }).toString('utf8')).toBe(JSON.stringify({ cards: parsed }));
+    expect(serialize(asText).toString('utf8')).toBe(JSON.stringify({ cards: parsed }));
     expect(JSON.stringify({ cards: asText })).toBe(JSON.stringify({ cards: parsed }));
   });
 });

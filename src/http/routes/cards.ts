@@ -13,6 +13,7 @@ import type { CardResolver, PlainCard, Resolution } from '../../service/card-res
 import { sendError, type ErrorBody } from '../errors.js';
 import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';
 import { cardsLineWriter } from '../../observability/cards-line.js';
+import { AnswerMemory, type AnswerBytes } from '../answer-memory.js';
 
 export interface CardsRouteOptions {
   readonly resolver: CardResolver;
@@ -42,9 +43,12 @@ export function decodeJsonObject(
   return { ok: true, value: json as Record<string, unknown> };
 }
 
-/** A `/cards` answer: the cards, or the error answer (SPEC 9) of a request that is refused. */
+/**
+ * A `/cards` answer: the cards, or the error answer (SPEC 9) of a request that is refused. The
+ * cards' `written` is to be called once `body` has been written completely (see answer-memory.ts).
+ */
 export type CardsAnswer =
-  | { readonly status: 200; readonly cacheStatus: string; readonly body: Buffer }
+  | { readonly status: 200; readonly cacheStatus: string; readonly body: Buffer; readonly written: (() => void) | undefined }
   | { readonly status: 400 | 401; readonly error: ErrorBody };
 
 /**
@@ -56,6 +60,7 @@ export type CardsAnswer =
 export class CardsEndpoint {
   readonly #opts: CardsRouteOptions;
   readonly #writeCardsLine: ReturnType<typeof cardsLineWriter>;
+  readonly #memory = new AnswerMemory();
 
   constructor(opts: CardsRouteOptions, log: Logger) {
     this.#opts = opts;
@@ -94,7 +99,8 @@ export class CardsEndpoint {
       keys: result.outcomes,
       degraded: result.degraded,
     });
-    return { status: 200, cacheStatus: cacheStatusHeader(request.cardKeys, result.outcomes), body: serializeCardsAnswer({ cards: result.cards }) };
+    const { bytes, written } = serializeCardsAnswer({ cards: result.cards }, this.#memory);
+    return { status: 200, cacheStatus: cacheStatusHeader(request.cardKeys, result.outcomes), body: bytes, written };
   }
 }
 
@@ -114,6 +120,7 @@ export async function cardsRoutes(app: FastifyInstance, opts: { readonly endpoin
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const answer = await endpoint.answer(raw, request.headers, request.id, request.receivedAt);
     if (answer.status !== 200) return sendError(reply, answer.status, answer.error.error, answer.error.message);
+    if (answer.written) reply.raw.once('finish', answer.written);
     return reply.type(CARDS_CONTENT_TYPE).header(CACHE_STATUS_HEADER, answer.cacheStatus).send(answer.body);
   });
 }
@@ -122,12 +129,13 @@ export async function cardsRoutes(app: FastifyInstance, opts: { readonly endpoin
  * The `/cards` answer, byte for byte what `JSON.stringify({ cards })` gives, assembled as bytes:
  * components answered straight from the cache are copied in as the UTF-8 JSON they were stored
  * as instead of being parsed and serialized again (most of a warm request's work otherwise). (As
- * one string instead, Node would encode all of it to UTF-8 again when writing it: slower.)
+ * one string instead, Node would encode all of it to UTF-8 again when writing it: slower.) The
+ * bytes come from `memory` (answer-memory.ts): call `written` once they have been written.
  */
-export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): Buffer {
+export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }, memory: AnswerMemory): AnswerBytes {
   const { cards } = payload;
   // Each card is an ASCII head (keys are schema-checked, ^[a-zA-Z0-9_-]+$, and TTLs integers)
-  // followed by its components' bytes; the answer is written into one buffer of the exact size.
+  // followed by its components' bytes; the answer is written into memory of the exact size.
   const heads = new Array<string>(cards.length);
   const bodies = new Array<Buffer>(cards.length);
   let length = OPEN.length + CLOSE.length;
@@ -139,7 +147,8 @@ export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): 
     bodies[i] = components;
     length += head.length + components.length + 1;
   }
-  const out = answerBuffer(length);
+  const answer = memory.take(length);
+  const out = answer.bytes;
   let at = OPEN.copy(out, 0);
   for (let i = 0; i < cards.length; i++) {
     at += out.write(heads[i]!, at, 'latin1');
@@ -147,29 +156,8 @@ export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }): 
     out[at++] = 0x7d; // }
   }
   CLOSE.copy(out, at);
-  return out;
+  return answer;
 }
 
 const OPEN = Buffer.from('{"cards":[');
 const CLOSE = Buffer.from(']}');
-
-/**
- * Answers are cut from slabs of this many bytes, as Node does for buffers under 4 KiB: an answer
- * of several cards is larger, and a memory allocation of its own per answer cost more than
- * assembling it. A slab lives until the last answer cut from it has been written and collected.
- */
-const SLAB_BYTES = 256 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let slabUsed = 0;
-
-/** A buffer of `length` bytes, not initialized: the caller writes every byte of it. */
-function answerBuffer(length: number): Buffer {
-  if (length > SLAB_BYTES / 8) return Buffer.allocUnsafe(length);
-  if (slabUsed + length > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  const out = slab.subarray(slabUsed, slabUsed + length);
-  slabUsed += (length + 7) & ~7; // 8-byte aligned, like Node's pool
-  return out;
-}
