@@ -82,7 +82,6 @@ export async function runWrkLoad(spec) {
     const errors = result.connectErrors + result.readErrors + result.writeErrors + result.timeouts;
     const ms = (us) => us / 1000;
     return {
-      generator: 'wrk',
       rps: (result.requests * 1000) / runMs,
       total: result.requests,
       errors,

@@ -34,10 +34,8 @@ interface Slab {
   readonly bytes: Buffer;
   /** Bytes cut so far. */
   used: number;
-  /** Answers cut from it whose `written` has not been called yet. */
+  /** Answers cut from it whose `written` has not been called yet: once no longer cut from, it is used again at 0. */
   pending: number;
-  /** No longer cut from: used again when `pending` reaches 0. */
-  full: boolean;
   /** The `written` of every answer cut from this slab (one function per slab, none per answer). */
   readonly written: () => void;
 }
@@ -55,7 +53,7 @@ export class AnswerMemory {
     if (length > MAX_CUT_BYTES) return { bytes: Buffer.allocUnsafe(length), written: undefined };
     let slab = this.#slab;
     if (slab.used + length > SLAB_BYTES) {
-      slab.full = true;
+      // No longer cut from: free now if nothing cut from it is waiting (then it is the one popped).
       if (slab.pending === 0) this.#reuse(slab);
       slab = this.#free.pop() ?? this.#newSlab();
       this.#slab = slab;
@@ -76,10 +74,9 @@ export class AnswerMemory {
       bytes: Buffer.allocUnsafeSlow(SLAB_BYTES),
       used: 0,
       pending: 0,
-      full: false,
       written: () => {
         slab.pending--;
-        if (slab.full && slab.pending === 0) this.#reuse(slab);
+        if (slab.pending === 0 && slab !== this.#slab) this.#reuse(slab);
       },
     };
     return slab;
@@ -88,7 +85,6 @@ export class AnswerMemory {
   #reuse(slab: Slab): void {
     if (this.#free.length >= MAX_FREE_SLABS) return;
     slab.used = 0;
-    slab.full = false;
     this.#free.push(slab);
   }
 }
