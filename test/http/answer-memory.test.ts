@@ -32,6 +32,16 @@ describe('AnswerMemory', () => {
     expect(a.written).toBe(b.written);
   });
 
+  it('does not free the slab it still cuts from when every answer cut from it so far is written', () => {
+    const memory = new AnswerMemory();
+    const a = memory.take(100);
+    a.written!();
+    expect(memory.freeSlabs).toBe(0);
+    const b = memory.take(100);
+    expect(b.bytes.buffer).toBe(a.bytes.buffer);
+    expect(b.bytes.byteOffset - a.bytes.byteOffset).toBe(104);
+  });
+
   it('uses a full slab again once every answer cut from it has been written', () => {
     const memory = new AnswerMemory();
     const { answers, next } = fillSlab(memory, 10_000);
