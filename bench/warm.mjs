@@ -20,8 +20,7 @@
 import { WORKSPACE_ID, cardKeys, postCards, scrapeMetrics, sumBy } from './lib/cardproxy.mjs';
 import { cardRedisKey, countExisting, openEnv, pool } from './lib/env.mjs';
 import { startBaseline } from './lib/baseline.mjs';
-import { runPacedLoad } from './lib/load.mjs';
-import { closedLoop as closedLoopGenerator } from './lib/wrk-load.mjs';
+import { closedLoop as closedLoopGenerator, pacedLoop } from './lib/wrk-load.mjs';
 import { cpuPinning, fmt, median, processCpuSplitMs, table, target, waitFor } from './lib/util.mjs';
 
 // BENCH_WARM_KEYS / BENCH_WARM_CONNECTIONS (comma-separated) narrow the matrix, e.g. to the headline 5 × 50.
@@ -83,6 +82,21 @@ function checked(res, what) {
 
 const GC = 'cardproxy_nodejs_gc_duration_seconds_sum';
 
+/**
+ * A p99 ≤ 5 ms target, judged only when the bare baseline met it in the same run: over 5 ms, the
+ * machine and load generator alone (a server that only writes fixed bytes) set a tail the target
+ * cannot tell cardproxy's from.
+ */
+function p99Target(name, p99, baseP99) {
+  const judged = baseP99 <= 5;
+  return target(
+    name,
+    p99 <= 5 && judged,
+    `${fmt.ms(p99)} ms (baseline ${fmt.ms(baseP99)} ms)${judged ? '' : ': not judged, the bare baseline was over 5 ms itself'}`,
+    '≤ 5 ms',
+  );
+}
+
 /** Seconds of garbage-collection pauses of a cardproxy process so far, by kind (minor, major, incremental, weakcb). */
 async function gcSeconds(url) {
   return sumBy(await scrapeMetrics(url, [GC]), GC, 'kind');
@@ -137,7 +151,8 @@ export async function runWarm(ctx, warm) {
     return { lookups: sumBy(m, 'cardproxy_card_lookups_total', 'result'), near: sumBy(m, NEAR, 'result'), waits: m[WAITS] ?? 0 };
   };
   const { run: closedLoop, name: generator } = closedLoopGenerator();
-  ctx.log(`  closed loop: ${generator}`);
+  const { run: openLoop, name: openGenerator } = pacedLoop();
+  ctx.log(`  closed loop: ${generator}; open loop: ${openGenerator}`);
   const pin = cpuPinning();
   if (pin) {
     pin.pinServer(warm.serve.pid);
@@ -220,10 +235,16 @@ export async function runWarm(ctx, warm) {
           const basePaced = [];
           for (let r = 0; r < roundsOf(k, c); r++) {
             for (const [runs, url] of [[paced, warm.serve.url], [basePaced, baseline.url]]) {
-              runs.push(checked(await runPacedLoad({ ...spec(url, c, duration), rate }), `paced run (${url})`));
+              runs.push(checked(await openLoop({ ...spec(url, c, duration), rate }), `paced run (${url})`));
             }
           }
-          const pacedSummary = (runs) => ({ ...summarize(runs), late: median(runs.map((x) => x.lateSends / x.sent)) });
+          const pacedSummary = (runs) => ({
+            ...summarize(runs),
+            late: median(runs.map((x) => x.lateSends / x.sent)),
+            lateP99: median(runs.map((x) => x.lateP99 ?? NaN)),
+            serverP50: median(runs.map((x) => x.serverLatency?.p50 ?? NaN)),
+            serverP99: median(runs.map((x) => x.serverLatency?.p99 ?? NaN)),
+          });
           row.paced = { rate, ...pacedSummary(paced), base: pacedSummary(basePaced) };
         }
         ctx.log(
@@ -247,18 +268,29 @@ export async function runWarm(ctx, warm) {
   // server held back by its load generator reads fewer requests per turn and spends more CPU on
   // each, which flatters the ratio when it is the baseline.
   const baselineCapped = headline.base.busy < 0.9;
+  const paced = headline.paced;
+  // wrk's open loop also measures the servers' own latency, without its own sending delays.
+  const serverLatency = Number.isFinite(paced.serverP99);
+  const openP99 = serverLatency ? paced.serverP99 : paced.p99;
+  const openBaseP99 = serverLatency ? paced.base.serverP99 : paced.base.p99;
   const text = [
     table(
       ['keys', 'answer', 'conns', 'cardproxy req/s', 'p50 ms', 'p99 ms', 'baseline req/s', 'p50 ms', 'p99 ms', 'ratio', 'cardproxy CPU µs/req', 'baseline CPU µs/req', 'CPU ×', 'server busy (proxy / base)', 'load gen CPU (proxy / base)'],
       rows,
     ),
     '',
-    `Open loop, 5 keys, requests evenly spaced at ${fmt.int(headline.paced.rate)} req/s (half the closed-loop throughput) over at most 50 connections, ` +
+    `Open loop, 5 keys, requests evenly spaced at ${fmt.int(paced.rate)} req/s (half the closed-loop throughput) over at most 50 connections, ` +
       `latency from when each request was due: ` +
-      `cardproxy ${fmt.int(headline.paced.rps)} req/s, p50 ${fmt.ms(headline.paced.p50)} ms, p99 ${fmt.ms(headline.paced.p99)} ms; ` +
-      `the bare baseline at the same rate ${fmt.int(headline.paced.base.rps)} req/s, p50 ${fmt.ms(headline.paced.base.p50)} ms, p99 ${fmt.ms(headline.paced.base.p99)} ms ` +
-      `(what this machine and load generator add on their own). Load generator: ${fmt.pct(headline.paced.loadShare)} / ${fmt.pct(headline.paced.base.loadShare)} of a core, ` +
-      `${fmt.pct(headline.paced.late)} / ${fmt.pct(headline.paced.base.late)} of requests sent over 2 ms late (counted in their latency).`,
+      `cardproxy ${fmt.int(paced.rps)} req/s, p50 ${fmt.ms(paced.p50)} ms, p99 ${fmt.ms(paced.p99)} ms; ` +
+      `the bare baseline at the same rate ${fmt.int(paced.base.rps)} req/s, p50 ${fmt.ms(paced.base.p50)} ms, p99 ${fmt.ms(paced.base.p99)} ms ` +
+      `(what this machine and load generator add on their own). Load generator: ${fmt.pct(paced.loadShare)} / ${fmt.pct(paced.base.loadShare)} of a core, ` +
+      `${fmt.pct(paced.late)} / ${fmt.pct(paced.base.late)} of requests sent over 2 ms late (counted in their latency)` +
+      (serverLatency
+        ? `, 99 % sent within ${fmt.ms(paced.lateP99)} / ${fmt.ms(paced.base.lateP99)} ms of when they could have gone. ` +
+          `Without what the load generator added (a request sent after it could have gone: the later of its due time and its connection's previous answer), ` +
+          `the servers' own latency: cardproxy p50 ${fmt.ms(paced.serverP50)} ms, p99 ${fmt.ms(paced.serverP99)} ms; baseline p50 ${fmt.ms(paced.base.serverP50)} ms, p99 ${fmt.ms(paced.base.serverP99)} ms`
+        : '') +
+      `. Open loop: ${openGenerator}.`,
     '',
     `Rounds of 5 keys × 50 connections, cardproxy vs baseline CPU µs/req (ratio): ` +
       headline.rounds
@@ -291,8 +323,8 @@ export async function runWarm(ctx, warm) {
           (baselineCapped ? ` (not judged: the baseline was busy only ${fmt.pct(headline.base.busy)} of its core; its load generator used ${fmt.pct(headline.base.loadShare)} of one)` : ''),
         '≤ 2.00×',
       ),
-      target('warm p99 ≤ 5 ms (5 keys, 50 conns, closed loop at saturation)', headline.proxy.p99 <= 5, `${fmt.ms(headline.proxy.p99)} ms (baseline ${fmt.ms(headline.base.p99)} ms)`, '≤ 5 ms'),
-      target(`warm p99 ≤ 5 ms (5 keys, open loop at ${fmt.int(headline.paced.rate)} req/s, ≤ 50 conns)`, headline.paced.p99 <= 5, `${fmt.ms(headline.paced.p99)} ms (baseline ${fmt.ms(headline.paced.base.p99)} ms)`, '≤ 5 ms'),
+      p99Target('warm p99 ≤ 5 ms (5 keys, 50 conns, closed loop at saturation)', headline.proxy.p99, headline.base.p99),
+      p99Target(`warm p99 ≤ 5 ms (5 keys, open loop at ${fmt.int(paced.rate)} req/s, ≤ 50 conns${serverLatency ? ", the server's own" : ''})`, openP99, openBaseP99),
       target('warm throughput ≥ 50% of baseline (5 keys, 50 conns)', headline.ratio >= 0.5, fmt.pct(headline.ratio), '≥ 50%'),
       target('every warm lookup is a cache hit', fresh === total && total > 0, `${fmt.int(fresh)} / ${fmt.int(total)}`, 'all fresh'),
     ],

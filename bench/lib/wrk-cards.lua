@@ -3,25 +3,17 @@
 -- "<hex signature>\t<JSON body>", and the workspace id. Every request is formatted once, in
 -- init (before wrk starts its clock), so sending one is handing wrk a prepared string.
 -- done() prints one JSON line with the counts and latency percentiles (microseconds).
-local requests = {}
+
+-- The request set: wrk-requests.lua, beside this script.
+package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
+local wrk_requests = require("wrk-requests")
+local requests
 local count = 0
 local next_index = 0
 
 function init(args)
-  local file = assert(io.open(args[1], "rb"))
-  for line in file:lines() do
-    local signature, body = line:match("^(%x+)\t(.+)$")
-    if signature then
-      count = count + 1
-      requests[count] = wrk.format("POST", nil, {
-        ["Content-Type"] = "application/json",
-        ["Plain-Workspace-Id"] = args[2],
-        ["Plain-Request-Signature"] = signature,
-      }, body)
-    end
-  end
-  file:close()
-  assert(count > 0, "no requests in " .. args[1])
+  requests = wrk_requests.load(args[1], args[2])
+  count = #requests
 end
 
 function request()
