@@ -12,7 +12,7 @@ import type { NearCache } from '../near-cache/near-cache.js';
 import { ComponentsJson } from './components-json.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import type { TtlOverrides } from '../core/ttl-overrides.js';
-import type { RefreshNotice } from './single-flight.js';
+import { SingleFlight, type RefreshNotice } from './single-flight.js';
 import { decodeCardState, decodeForServing } from './card-codec.js';
 import { CardWriter, type OwnedMarkers } from './card-writes.js';
 import { CustomerLookup, type CustomerRef } from './customer-lookup.js';
@@ -39,6 +39,8 @@ export class CardStore {
   readonly #near: NearCache | undefined;
   readonly #writer: CardWriter;
   readonly #lookup: CustomerLookup;
+  /** Only to read who holds in-flight markers; the refresh scheduler claims them. */
+  readonly #singleFlight: SingleFlight;
   /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
   #batch: BatchedCommand[] = [];
 
@@ -64,6 +66,7 @@ export class CardStore {
     this.#near = opts.nearCache?.enabled ? opts.nearCache : undefined;
     this.#writer = new CardWriter({ client: opts.redis, keys: opts.keys, clock: opts.clock, retentionSeconds: opts.retentionSeconds, retentionFor: opts.retentionFor });
     this.#lookup = new CustomerLookup(opts.redis, opts.keys);
+    this.#singleFlight = new SingleFlight(opts.redis, opts.keys);
   }
 
   get keys(): KeyLayout {
@@ -205,9 +208,8 @@ export class CardStore {
   }
 
   /** Which job holds each card's in-flight marker (null: no refresh is queued or running). */
-  async inflightOwners(refs: readonly CardRef[]): Promise<(string | null)[]> {
-    if (refs.length === 0) return [];
-    return this.#redis.mget(...refs.map((ref) => this.#keys.inflight(ref)));
+  inflightOwners(refs: readonly CardRef[]): Promise<(string | null)[]> {
+    return this.#singleFlight.owners(refs);
   }
 
   /**
