@@ -8,7 +8,9 @@
 #   docker run --rm cardproxy serve --config deploy/cardproxy.compose.json
 #
 # The health check asks /healthz on 127.0.0.1:$PORT (default 8080). A config with another
-# listen.port should set PORT too (PORT overrides listen.port), or override the health check.
+# listen.port should set PORT too (PORT overrides listen.port). With listen.tls that port speaks
+# TLS (and may require a client certificate): set HEALTHCHECK_URL to the plain-HTTP ops port,
+# e.g. HEALTHCHECK_URL=http://127.0.0.1:9090/healthz for listen.opsPort 9090.
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -35,6 +37,6 @@ COPY deploy ./deploy
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch(process.env.HEALTHCHECK_URL || 'http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["start", "--config", "config/default.json"]

@@ -13,8 +13,10 @@
  * listed in `NODE_DEFAULT_METRICS`, with their labels and label values. When `promtool` is
  * installed, the expressions are also parsed by it.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -289,6 +291,44 @@ describe('Dockerfile and .dockerignore', () => {
     // USER comes after every step that needs root.
     const userAt = runtime.indexOf('USER node');
     expect(runtime.slice(userAt).some((line) => /^(RUN|COPY)\b/.test(line))).toBe(false);
+  });
+
+  it("runs a health check that probes $PORT, or $HEALTHCHECK_URL (the ops port behind listen.tls), and fails on anything but 2xx", async () => {
+    const line = runtime.find((l) => l.startsWith('HEALTHCHECK'))!;
+    const argv = JSON.parse(line.slice(line.indexOf('CMD') + 3)) as string[];
+    expect(argv.slice(0, 2)).toEqual(['node', '-e']);
+    const seen: string[] = [];
+    const listen = (status: number) =>
+      new Promise<Server>((resolve) => {
+        const server = createServer((req, res) => {
+          seen.push(`${status} ${req.method} ${req.url}`);
+          res.writeHead(status).end();
+        });
+        server.listen(0, '127.0.0.1', () => resolve(server));
+      });
+    const portOf = (server: Server) => (server.address() as AddressInfo).port;
+    const up = await listen(200);
+    const ops = await listen(200);
+    const notReady = await listen(503);
+    // A port nothing listens on: a server started and closed again.
+    const gone = await listen(200);
+    const closedPort = portOf(gone);
+    await new Promise((resolve) => gone.close(resolve));
+    // The check runs as a child (the servers answer from this process's event loop meanwhile).
+    const check = (env: Record<string, string>) =>
+      new Promise<number | null>((resolve) => {
+        const { HEALTHCHECK_URL: _url, PORT: _port, ...inherited } = process.env;
+        execFile(process.execPath, argv.slice(1), { env: { ...inherited, ...env }, timeout: 10_000 }, (err) => resolve(err ? ((err as { code?: number }).code ?? -1) : 0));
+      });
+    try {
+      expect(await check({ PORT: String(portOf(up)) })).toBe(0);
+      expect(await check({ PORT: String(portOf(notReady)) })).toBe(1);
+      expect(await check({ PORT: String(closedPort) })).toBe(1);
+      expect(await check({ PORT: String(closedPort), HEALTHCHECK_URL: `http://127.0.0.1:${portOf(ops)}/healthz` })).toBe(0);
+      expect(seen).toEqual(['200 GET /healthz', '503 GET /healthz', '200 GET /healthz']);
+    } finally {
+      for (const server of [up, ops, notReady]) server.close();
+    }
   });
 
   it('copies only files that exist and that .dockerignore does not exclude', () => {
