@@ -26,6 +26,9 @@ const ExternalRef = z.object({
   externalId: IdentifierSchema.nullish(),
 });
 
+/** Card keys one request may ask for. */
+export const MAX_CARD_KEYS = 25;
+
 /**
  * The body Plain POSTs to a card API. `email`, `externalId`, `thread` and `tenant` may be `null`
  * or absent (Plain sends explicit nulls; `thread` is `null` outside a thread); `timestamp` is
@@ -33,7 +36,7 @@ const ExternalRef = z.object({
  * and stripped, so new fields from Plain never break parsing.
  */
 export const CardsRequestSchema = z.object({
-  cardKeys: z.array(CardKeySchema).min(1).max(25),
+  cardKeys: z.array(CardKeySchema).min(1).max(MAX_CARD_KEYS),
   customer: z.object({
     id: IdentifierSchema.min(1),
     email: EmailSchema.nullish(),

@@ -3,10 +3,11 @@
  * one round trip, applies the pure resolution policy per key, enqueues refreshes, waits for the
  * ones it must within the budget, and falls back to direct upstream calls when Redis is gone.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { cardRefFor, cardRefId, type CardRef } from '../core/card-ref.js';
-import type { CardsRequest } from '../core/plain-protocol.js';
+import { MAX_CARD_KEYS, type CardsRequest } from '../core/plain-protocol.js';
 import { effectiveTtlSeconds } from '../core/effective-ttl.js';
 import {
   answerAfterRefresh,
@@ -78,6 +79,19 @@ export interface ResolverDeps {
  */
 export function reserveMs(budgetMs: number): number {
   return Math.min(100, Math.max(25, Math.round(budgetMs * 0.05)));
+}
+
+/**
+ * A request's budget: aborts at `deadline` (clock ms) unless cleared. Each card the request waits
+ * for listens to it (a refresh's outcome; with Redis gone, the upstream call and its slot), and
+ * the request itself once: past Node's default of 10 listeners (a request may ask for 25 cards),
+ * Node would write a warning to stderr, outside the JSON log, for every such request.
+ */
+function budgetUntil(deadline: number, clock: Clock): { budget: AbortController; timer: NodeJS.Timeout } {
+  const budget = new AbortController();
+  setMaxListeners(2 * MAX_CARD_KEYS + 1, budget.signal);
+  const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - clock.now()));
+  return { budget, timer };
 }
 
 interface Item {
@@ -253,8 +267,7 @@ export class CardResolver {
     deadline: number,
   ): Promise<{ answers: Map<string, CardAnswer>; degraded: boolean }> {
     const d = this.#d;
-    const budget = new AbortController();
-    const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
+    const { budget, timer } = budgetUntil(deadline, d.clock);
     let unwatch: (() => void) | undefined;
     try {
       // Register before enqueueing, so an outcome announced at once is not missed.
@@ -309,8 +322,7 @@ export class CardResolver {
     const byGroup = new Map<UpstreamGroup, Item[]>();
     for (const item of load) byGroup.set(item.group, [...(byGroup.get(item.group) ?? []), item]);
     // At the deadline this request stops waiting, and calls nobody else waits for are cancelled.
-    const budget = new AbortController();
-    const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - d.clock.now()));
+    const { budget, timer } = budgetUntil(deadline, d.clock);
     const pending = new Map<string, Promise<DirectOutcome>>();
     for (const [group, items] of byGroup) {
       for (const [key, outcome] of d.direct.load(context, group, items.map((i) => i.ref), { signal: budget.signal, deadline, cacheBack })) pending.set(key, outcome);

@@ -39,6 +39,27 @@ describe.each(redisModes())('on a %s Redis', (mode) => {
       expect(legacy.calls).toHaveLength(1);
     });
 
+    it('waits for 25 cold cards at once without a process warning (every card listens to the request budget)', async () => {
+      const legacy = await upstream();
+      const keys = Array.from({ length: 25 }, (_, i) => `card_${i}`);
+      const cards = Object.fromEntries(keys.map((key) => [key, { upstream: 'legacy' }]));
+      const proxy = await startTestProxy(configFor(legacy.url, { budgetMs: 5000, cards }));
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on('warning', onWarning);
+      try {
+        const cold = await postCards(proxy, cardsBody(keys));
+        expect(cold.status).toBe(200);
+        expect(cold.body.cards.map((c: { key: string }) => c.key)).toEqual(keys);
+        expect(keys.map((key) => textOf(byKey(cold.body)[key]))).toEqual(keys.map((key) => `${key} for c_1`));
+        // Node emits warnings on the next tick.
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        process.off('warning', onWarning);
+      }
+      expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
+    });
+
     it('serves the placeholder when the refresh outlasts the budget, and the real card on the next load', async () => {
       // The refresh takes ten times the budget, so a loaded machine cannot blur the two apart; the
       // upstream time-out and the job lock are far longer than the refresh, so that a moment of a
