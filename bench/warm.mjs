@@ -82,6 +82,22 @@ function checked(res, what) {
 
 const GC = 'cardproxy_nodejs_gc_duration_seconds_sum';
 
+/** The open loop's rates, as fractions of cardproxy's closed-loop throughput (the target is judged at half). */
+const OPEN_LOOP_FRACTIONS = [0.25, 0.5];
+
+/** Medians of a side's open-loop runs: summarize's figures, lateness, the server's own latency and CPU. */
+function pacedSummary(runs) {
+  return {
+    ...summarize(runs),
+    late: median(runs.map((x) => x.lateSends / x.sent)),
+    lateP99: median(runs.map((x) => x.lateP99 ?? NaN)),
+    serverP50: median(runs.map((x) => x.serverLatency?.p50 ?? NaN)),
+    serverP99: median(runs.map((x) => x.serverLatency?.p99 ?? NaN)),
+    cpuUs: median(runs.map((x) => x.serverCpuUsPerReq)),
+    busy: median(runs.map((x) => (x.serverCpuUsPerReq * x.rps) / 1e6)),
+  };
+}
+
 /**
  * A p99 ≤ 5 ms target, judged only when the bare baseline met it in the same run: over 5 ms, the
  * machine and load generator alone (a server that only writes fixed bytes) set a tail the target
@@ -107,10 +123,10 @@ async function gcSeconds(url) {
  * cardproxy process (`gcUrl`) also its garbage-collection pauses (read from its /metrics outside
  * the measured window): young collections (`minor`) and the rest.
  */
-async function measuredLoad(closedLoop, spec, pid, gcUrl) {
+async function measuredLoad(load, spec, pid, gcUrl) {
   const gcBefore = gcUrl ? await gcSeconds(gcUrl) : undefined;
   const before = processCpuSplitMs(pid);
-  const res = await closedLoop(spec);
+  const res = await load(spec);
   const after = processCpuSplitMs(pid);
   const perReq = (seconds) => (seconds * 1e6) / Math.max(1, res.total);
   const userUs = perReq((after.user - before.user) / 1000);
@@ -225,27 +241,25 @@ export async function runWarm(ctx, warm) {
           `${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)}`,
         ]);
         if (k === 5 && c === 50) {
-          // Open loop: requests evenly spaced at half the throughput just measured, over at most
-          // the same 50 connections, so latency is the server's at that rate, not the queue in
-          // front of a saturated server (closed-loop latency is connections ÷ throughput by
-          // Little's law).
-          const rate = Math.max(50, Math.round(row.proxy.rps / 2));
-          // The baseline at the same rate shows the floor that the machine and load generator set.
-          const paced = [];
-          const basePaced = [];
-          for (let r = 0; r < roundsOf(k, c); r++) {
-            for (const [runs, url] of [[paced, warm.serve.url], [basePaced, baseline.url]]) {
-              runs.push(checked(await openLoop({ ...spec(url, c, duration), rate }), `paced run (${url})`));
+          // Open loop: requests evenly spaced at a quarter and at half the throughput just
+          // measured, over at most the same 50 connections, so latency is the server's at that
+          // rate, not the queue in front of a saturated server (closed-loop latency is
+          // connections ÷ throughput by Little's law). The baseline at the same rate shows the
+          // floor that the machine and load generator set. Each server's CPU per request is
+          // measured too: below saturation an event-loop turn reads fewer requests, and each
+          // costs more.
+          row.openLoop = [];
+          for (const fraction of OPEN_LOOP_FRACTIONS) {
+            const rate = Math.max(50, Math.round(row.proxy.rps * fraction));
+            const paced = [];
+            const basePaced = [];
+            for (let r = 0; r < roundsOf(k, c); r++) {
+              paced.push(checked(await measuredLoad(openLoop, { ...spec(warm.serve.url, c, duration), rate }, warm.serve.pid), 'paced run (cardproxy)'));
+              basePaced.push(checked(await measuredLoad(openLoop, { ...spec(baseline.url, c, duration), rate }, baseline.pid), 'paced run (baseline)'));
             }
+            row.openLoop.push({ fraction, rate, ...pacedSummary(paced), base: pacedSummary(basePaced) });
           }
-          const pacedSummary = (runs) => ({
-            ...summarize(runs),
-            late: median(runs.map((x) => x.lateSends / x.sent)),
-            lateP99: median(runs.map((x) => x.lateP99 ?? NaN)),
-            serverP50: median(runs.map((x) => x.serverLatency?.p50 ?? NaN)),
-            serverP99: median(runs.map((x) => x.serverLatency?.p99 ?? NaN)),
-          });
-          row.paced = { rate, ...pacedSummary(paced), base: pacedSummary(basePaced) };
+          row.paced = row.openLoop.find((o) => o.fraction === 0.5);
         }
         ctx.log(
           `  ${k} keys × ${c} conns: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms ${fmt.ms(row.proxy.cpuUs, 1)} µs CPU/req, ` +
@@ -279,18 +293,31 @@ export async function runWarm(ctx, warm) {
       rows,
     ),
     '',
-    `Open loop, 5 keys, requests evenly spaced at ${fmt.int(paced.rate)} req/s (half the closed-loop throughput) over at most 50 connections, ` +
-      `latency from when each request was due: ` +
-      `cardproxy ${fmt.int(paced.rps)} req/s, p50 ${fmt.ms(paced.p50)} ms, p99 ${fmt.ms(paced.p99)} ms; ` +
-      `the bare baseline at the same rate ${fmt.int(paced.base.rps)} req/s, p50 ${fmt.ms(paced.base.p50)} ms, p99 ${fmt.ms(paced.base.p99)} ms ` +
-      `(what this machine and load generator add on their own). Load generator: ${fmt.pct(paced.loadShare)} / ${fmt.pct(paced.base.loadShare)} of a core, ` +
-      `${fmt.pct(paced.late)} / ${fmt.pct(paced.base.late)} of requests sent over 2 ms late (counted in their latency)` +
+    `Open loop, 5 keys, requests evenly spaced over at most 50 connections, latency from when each request was due; ` +
       (serverLatency
-        ? `, 99 % sent within ${fmt.ms(paced.lateP99)} / ${fmt.ms(paced.base.lateP99)} ms of when they could have gone. ` +
-          `Without what the load generator added (a request sent after it could have gone: the later of its due time and its connection's previous answer), ` +
-          `the servers' own latency: cardproxy p50 ${fmt.ms(paced.serverP50)} ms, p99 ${fmt.ms(paced.serverP99)} ms; baseline p50 ${fmt.ms(paced.base.serverP50)} ms, p99 ${fmt.ms(paced.base.serverP99)} ms`
-        : '') +
-      `. Open loop: ${openGenerator}.`,
+        ? "in brackets the servers' own latency, without what the load generator added (a request sent after it could have gone: the later of its due time and its connection's previous answer):"
+        : 'the load generator sent a share of its requests over 2 ms late (counted in their latency):'),
+    '',
+    table(
+      ['rate', 'cardproxy p50 ms', 'p99 ms', 'CPU µs/req', 'busy', 'baseline p50 ms', 'p99 ms', 'CPU µs/req', 'busy', 'load gen CPU', 'sent late'],
+      headline.openLoop.map((o) => {
+        const latency = (side) => (serverLatency ? [`${fmt.ms(side.p50)} (${fmt.ms(side.serverP50)})`, `${fmt.ms(side.p99)} (${fmt.ms(side.serverP99)})`] : [fmt.ms(side.p50), fmt.ms(side.p99)]);
+        return [
+          `${fmt.int(o.rate)} req/s (${fmt.pct(o.fraction)} of cardproxy's closed loop)`,
+          ...latency(o),
+          fmt.ms(o.cpuUs, 1),
+          fmt.pct(o.busy),
+          ...latency(o.base),
+          fmt.ms(o.base.cpuUs, 1),
+          fmt.pct(o.base.busy),
+          `${fmt.pct(o.loadShare)} / ${fmt.pct(o.base.loadShare)}`,
+          serverLatency ? `99 % within ${fmt.ms(o.lateP99)} / ${fmt.ms(o.base.lateP99)} ms` : `${fmt.pct(o.late)} / ${fmt.pct(o.base.late)} over 2 ms`,
+        ];
+      }),
+    ),
+    '',
+    `Below saturation each request costs more CPU (an event-loop turn reads fewer requests, and on a virtual machine every wake-up from idle is expensive), ` +
+      `so a server at half its closed-loop throughput is busier than half. Open loop: ${openGenerator}.`,
     '',
     `Rounds of 5 keys × 50 connections, cardproxy vs baseline CPU µs/req (ratio): ` +
       headline.rounds
