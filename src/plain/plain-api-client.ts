@@ -10,6 +10,7 @@
  *   `x-ratelimit-reset`); a failed call is tried again at most once: after a second for a
  *   transient failure, or at the reset when a `429` names one within a few seconds.
  */
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
@@ -91,6 +92,10 @@ export class PlainApiClient {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#retryDelayMs = opts.retryDelayMs ?? 1000;
     this.#window = new RateWindow(opts.maxRequestsPerMinute);
+    // Every call waiting to retry listens to the close signal. Each made its attempt within the
+    // last few seconds, so the rate window bounds how many wait at once; past Node's default of
+    // 10 listeners Node would write a warning to stderr, outside the JSON log.
+    setMaxListeners(opts.maxRequestsPerMinute + 1, this.#closing.signal);
   }
 
   /** The workspace's customer card configs: the ids Plain knows each card key by. */

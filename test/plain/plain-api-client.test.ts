@@ -65,6 +65,31 @@ describe('PlainApiClient', () => {
     expect(plain.calls).toHaveLength(2);
   });
 
+  it('lets many calls wait for their retry at once without a process warning (they share the close signal)', async () => {
+    const plain = await startFakePlainApi({ configs: [{ id: 'cc_alpha', key: 'alpha' }] });
+    // Every call's first attempt fails with a 503; the retry succeeds.
+    const attempts = new Map<string, number>();
+    plain.reply((call) => {
+      const key = call.input?.customerId ?? '';
+      const n = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, n);
+      return n === 1 ? { status: 503, rawBody: 'unavailable' } : undefined;
+    });
+    const api = client(plain, { retryDelayMs: 200 });
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => api.reloadCustomerCardInstance({ ...RELOAD, customerId: `c_${i}` })));
+      expect(results).toEqual(Array.from({ length: 20 }, () => ({ ok: true, value: undefined })));
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(plain.count('reload')).toBe(40);
+    expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
+  });
+
   it('tries a refused connection once more, and a close cuts the wait before the retry', async () => {
     const closed = { url: `http://127.0.0.1:${await freePort()}/graphql/v1` };
     const result = await client(closed).customerCardConfigs();
