@@ -83,13 +83,13 @@ export function reserveMs(budgetMs: number): number {
 
 /**
  * A request's budget: aborts at `deadline` (clock ms) unless cleared. Each card the request waits
- * for listens to it (a refresh's outcome; with Redis gone, the upstream call and its slot), and
- * the request itself once: past Node's default of 10 listeners (a request may ask for 25 cards),
- * Node would write a warning to stderr, outside the JSON log, for every such request.
+ * for listens to it once at most (its refresh's outcome; with Redis gone, the upstream call it is
+ * in), and the request itself once: past Node's default of 10 listeners (a request may ask for 25
+ * cards), Node would write a warning to stderr, outside the JSON log, for every such request.
  */
 function budgetUntil(deadline: number, clock: Clock): { budget: AbortController; timer: NodeJS.Timeout } {
   const budget = new AbortController();
-  setMaxListeners(2 * MAX_CARD_KEYS + 1, budget.signal);
+  setMaxListeners(MAX_CARD_KEYS + 1, budget.signal);
   const timer = setTimeout(() => budget.abort(), Math.max(0, deadline - clock.now()));
   return { budget, timer };
 }
