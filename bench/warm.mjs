@@ -85,16 +85,14 @@ const GC = 'cardproxy_nodejs_gc_duration_seconds_sum';
 /** The open loop's rates, as fractions of cardproxy's closed-loop throughput (the target is judged at half). */
 const OPEN_LOOP_FRACTIONS = [0.25, 0.5];
 
-/** Medians of a side's open-loop runs: summarize's figures, lateness, the server's own latency and CPU. */
+/** Medians of a side's open-loop runs: serverSummary's figures, lateness and the server's own latency. */
 function pacedSummary(runs) {
   return {
-    ...summarize(runs),
+    ...serverSummary(runs),
     late: median(runs.map((x) => x.lateSends / x.sent)),
     lateP99: median(runs.map((x) => x.lateP99 ?? NaN)),
     serverP50: median(runs.map((x) => x.serverLatency?.p50 ?? NaN)),
     serverP99: median(runs.map((x) => x.serverLatency?.p99 ?? NaN)),
-    cpuUs: median(runs.map((x) => x.serverCpuUsPerReq)),
-    busy: median(runs.map((x) => (x.serverCpuUsPerReq * x.rps) / 1e6)),
   };
 }
 

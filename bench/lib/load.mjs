@@ -1,7 +1,7 @@
 /**
  * Runs a load generator in a child process and returns its result: closed loop with autocannon
  * (bench/lib/load-worker.mjs) or open loop at an even pace (bench/lib/paced-load-worker.mjs).
- * The warm scenario's closed loop uses wrk when it is installed (bench/lib/wrk-load.mjs).
+ * The warm scenario's closed and open loops use wrk when it is installed (bench/lib/wrk-load.mjs).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
