@@ -147,6 +147,14 @@ export class PlainApiClient {
       if (attempt > 1 || waitMs === null) return { ok: false, outcome, detail: result.detail };
       try {
         await sleep(waitMs, undefined, { signal: this.#closing.signal });
+        // Node's timers count from the event loop's time as of the turn that set them, so after a
+        // busy turn the wait can end before the clock reaches Plain's reset, and the retry would
+        // be refused by the very block it waited for: wait out the rest of it.
+        if (result.kind === 'rate_limited') {
+          for (let rest = result.resetAt - this.#clock.now(); rest > 0; rest = result.resetAt - this.#clock.now()) {
+            await sleep(rest, undefined, { signal: this.#closing.signal });
+          }
+        }
       } catch {
         return { ok: false, outcome, detail: `${result.detail} (not retried: shutting down)` };
       }

@@ -3,9 +3,9 @@
  * answers (zod-checked), and its one retry.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/core/clock.js';
+import { systemClock, type Clock } from '../../src/core/clock.js';
 import { PlainApiClient, type PlainApiClientOptions } from '../../src/plain/plain-api-client.js';
-import { startFakePlainApi, FAKE_PLAIN_API_KEY, type FakePlainApi } from '../helpers/fake-plain-api.js';
+import { rateLimited, startFakePlainApi, FAKE_PLAIN_API_KEY, type FakePlainApi } from '../helpers/fake-plain-api.js';
 import { freePort } from '../helpers/free-port.js';
 import { cleanupProxies } from '../helpers/harness.js';
 
@@ -88,6 +88,23 @@ describe('PlainApiClient', () => {
     }
     expect(plain.count('reload')).toBe(40);
     expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
+  });
+
+  it("retries at a near 429 reset even when its wait ends before the clock reaches the reset", async () => {
+    const plain = await startFakePlainApi({ configs: [{ id: 'cc_alpha', key: 'alpha' }] });
+    const resetAt = Date.now() + 400;
+    let limited = 0;
+    plain.reply((call) => (call.operation === 'reload' && limited++ === 0 ? rateLimited(resetAt) : undefined));
+    // From 200 ms before the reset on, this clock reads 100 ms behind real time: the 300-odd ms
+    // wait for the reset ends while it still reads before the reset. So does Node's timer after a
+    // busy event-loop turn (it counts from the time the turn began).
+    const behind: Clock = { now: () => Date.now() - (Date.now() >= resetAt - 200 ? 100 : 0) };
+    const result = await client(plain, { clock: behind }).reloadCustomerCardInstance(RELOAD);
+    expect(result).toEqual({ ok: true, value: undefined });
+    const [first, second] = plain.calls.filter((c) => c.operation === 'reload');
+    expect(plain.count('reload')).toBe(2);
+    expect(second!.at).toBeGreaterThanOrEqual(resetAt + 100 - 5);
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(300);
   });
 
   it('tries a refused connection once more, and a close cuts the wait before the retry', async () => {
