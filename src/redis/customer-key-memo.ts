@@ -39,8 +39,26 @@ export class CustomerKeyMemo {
     this.#maxChars = maxChars;
   }
 
+  /**
+   * The customer asked for last, and its keys: a request asks for the keys of one customer about
+   * twice per card, and this spares those calls the two map look-ups (the same strings, compared
+   * by identity first).
+   */
+  #lastWorkspaceId = '';
+  #lastCustomerId = '';
+  #lastKeys: CustomerKeys | undefined;
+
   /** The kept keys of one customer (empty maps for a customer not seen lately). */
   of(workspaceId: string, customerId: string): CustomerKeys {
+    if (this.#lastKeys !== undefined && customerId === this.#lastCustomerId && workspaceId === this.#lastWorkspaceId) return this.#lastKeys;
+    const keys = this.#of(workspaceId, customerId);
+    this.#lastWorkspaceId = workspaceId;
+    this.#lastCustomerId = customerId;
+    this.#lastKeys = keys;
+    return keys;
+  }
+
+  #of(workspaceId: string, customerId: string): CustomerKeys {
     let customers = this.#byWorkspace.get(workspaceId);
     let keys = customers?.get(customerId);
     if (keys !== undefined) return keys;
@@ -78,5 +96,6 @@ export class CustomerKeyMemo {
     // Maps handed out before stay usable; they are only no longer reachable from here.
     this.#byWorkspace.clear();
     this.#chars = 0;
+    this.#lastKeys = undefined;
   }
 }

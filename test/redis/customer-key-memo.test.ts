@@ -14,4 +14,19 @@ describe('CustomerKeyMemo', () => {
     expect(memo.of('w', 'c_1')).not.toBe(first);
     expect(memo.of('w', 'c_1').card.size).toBe(0);
   });
+
+  it('answers the customer asked for last without its map look-ups, and forgets it with everything else', () => {
+    const memo = new CustomerKeyMemo(1000);
+    const first = memo.of('w', 'c_1');
+    expect(memo.of('w', 'c_1')).toBe(first);
+    // The same customer id in another workspace is another customer.
+    const other = memo.of('w2', 'c_1');
+    expect(other).not.toBe(first);
+    expect(memo.of('w', 'c_1')).toBe(first);
+    // Keeping a key of the last customer passes the bound (204 + 209 + 901): everything is dropped, it too.
+    memo.keep(first.card, 'alpha', 'k'.repeat(900));
+    const again = memo.of('w', 'c_1');
+    expect(again).not.toBe(first);
+    expect(again.card.size).toBe(0);
+  });
 });
