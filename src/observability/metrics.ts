@@ -63,8 +63,7 @@ export class Metrics {
    * prom-client counters at scrape time (see Tally): prom-client hashes the labels on every
    * increment, even through a child, which cost more than the rest of a card's bookkeeping.
    */
-  readonly #lookupTally = new Tally();
-  readonly #servedTally = new Tally();
+  readonly #cardTally = new CardTally();
   readonly #httpChildren = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
 
   constructor(opts: { budgetMs: number }) {
@@ -89,24 +88,23 @@ export class Metrics {
       buckets: latencyBuckets(opts.budgetMs),
       registers,
     });
-    const lookupTally = this.#lookupTally;
+    const cardTally = this.#cardTally;
     this.cardLookups = new Counter({
       name: 'cardproxy_card_lookups_total',
       help: 'Card look-ups by what the cache held: fresh, stale, miss, reload (manual reload) or negative (cached integration error).',
       labelNames: ['card_key', 'result'],
       registers,
       collect() {
-        lookupTally.addTo(this, 'result');
+        cardTally.addTo(this, 'result', LOOKUP_KINDS, 0);
       },
     });
-    const servedTally = this.#servedTally;
     this.cardsServed = new Counter({
       name: 'cardproxy_cards_served_total',
       help: 'Cards answered to Plain by where they came from.',
       labelNames: ['card_key', 'source'],
       registers,
       collect() {
-        servedTally.addTo(this, 'source');
+        cardTally.addTo(this, 'source', ANSWER_SOURCES, LOOKUP_KINDS.length);
       },
     });
     this.upstreamDuration = new Histogram({
@@ -321,12 +319,9 @@ export class Metrics {
     if (elapsedMs > this.#budgetMs) this.cardsOverBudget.inc();
   }
 
-  recordLookup(cardKey: string, result: LookupKind): void {
-    this.#lookupTally.add(cardKey, result);
-  }
-
-  recordServed(cardKey: string, source: AnswerSource): void {
-    this.#servedTally.add(cardKey, source);
+  /** One card of a `/cards` answer: how it was looked up, and where its answer came from. */
+  recordCard(cardKey: string, result: LookupKind, source: AnswerSource): void {
+    this.#cardTally.add(cardKey, result, source);
   }
 }
 
@@ -344,27 +339,41 @@ function counterReading(registers: Registry[], name: string, help: string, read:
 }
 
 /**
- * Counts per (card key, outcome) in plain numbers, moved into a prom-client counter when it is
- * collected (a scrape, or `get()`). Card keys are configured names and outcomes fixed enums, so
- * the number of slots is bounded like the counter's series.
+ * The `result` values of cardproxy_card_lookups_total and the `source` values of
+ * cardproxy_cards_served_total, each with its slot in a card's tally (a record, so that the
+ * compiler insists on every value).
  */
-class Tally {
-  /** card key → outcome → count not yet added to the counter. */
-  readonly #counts = new Map<string, Map<string, number>>();
+const LOOKUP_SLOT: Readonly<Record<LookupKind, number>> = { fresh: 0, stale: 1, negative: 2, miss: 3, reload: 4 };
+const SOURCE_SLOT: Readonly<Record<AnswerSource, number>> = { cache: 5, stale: 6, refreshed: 7, placeholder: 8, error: 9 };
+const LOOKUP_KINDS = Object.keys(LOOKUP_SLOT) as LookupKind[];
+const ANSWER_SOURCES = Object.keys(SOURCE_SLOT) as AnswerSource[];
+const TALLY_SLOTS = LOOKUP_KINDS.length + ANSWER_SOURCES.length;
 
-  add(cardKey: string, outcome: string): void {
-    let byOutcome = this.#counts.get(cardKey);
-    if (byOutcome === undefined) this.#counts.set(cardKey, (byOutcome = new Map()));
-    byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
+/**
+ * Counts per card key of each look-up result and answer source, in plain numbers (one slot per
+ * value, one map look-up per answered card), moved into the prom-client counters when they are
+ * collected (a scrape, or `get()`). Card keys are configured names and the values fixed enums, so
+ * the number of slots is bounded like the counters' series.
+ */
+class CardTally {
+  /** card key → counts not yet added to the counters: LOOKUP_KINDS, then ANSWER_SOURCES. */
+  readonly #counts = new Map<string, Float64Array>();
+
+  add(cardKey: string, result: LookupKind, source: AnswerSource): void {
+    let counts = this.#counts.get(cardKey);
+    if (counts === undefined) this.#counts.set(cardKey, (counts = new Float64Array(TALLY_SLOTS)));
+    counts[LOOKUP_SLOT[result]]! += 1;
+    counts[SOURCE_SLOT[source]]! += 1;
   }
 
-  /** Adds what was counted since the last call to `counter` and starts again from 0. */
-  addTo<L extends string>(counter: Counter<'card_key' | L>, label: L): void {
-    for (const [cardKey, byOutcome] of this.#counts) {
-      for (const [outcome, n] of byOutcome) {
+  /** Adds the counts of `values` (slots from `first` on) to `counter` and starts them again from 0. */
+  addTo<L extends string>(counter: Counter<'card_key' | L>, label: L, values: readonly string[], first: number): void {
+    for (const [cardKey, counts] of this.#counts) {
+      for (let i = 0; i < values.length; i++) {
+        const n = counts[first + i]!;
         if (n === 0) continue;
-        counter.inc({ card_key: cardKey, [label]: outcome } as Record<'card_key' | L, string>, n);
-        byOutcome.set(outcome, 0);
+        counter.inc({ card_key: cardKey, [label]: values[i]! } as Record<'card_key' | L, string>, n);
+        counts[first + i] = 0;
       }
     }
   }

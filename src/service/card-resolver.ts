@@ -404,8 +404,7 @@ export class CardResolver {
         });
         (nearKeys ??= []).push(d.store.keys.card(item.ref));
       }
-      d.metrics.recordLookup(item.key, kind);
-      d.metrics.recordServed(item.key, answer.source);
+      d.metrics.recordCard(item.key, kind, answer.source);
       outcomes.push({ key: item.key, result: kind, source: answer.source, ms: now - receivedAt });
     }
     if (!opts.degraded && served !== undefined) {
