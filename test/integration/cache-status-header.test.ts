@@ -3,7 +3,7 @@
  * every kind of answer (fresh, stale, refreshed, placeholder, error, unknown), bounded in size.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { cacheStatusHeader, CACHE_STATUS_MAX_BYTES } from '../../src/http/cache-status.js';
+import { cacheStatusHeader, CacheStatusHeaders, CACHE_STATUS_MAX_BYTES } from '../../src/http/cache-status.js';
 import type { KeyOutcome } from '../../src/service/card-resolver.js';
 import { cardsReply } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, ManualClock, startTestProxy, startTestUpstream, testConfig, type TestProxy } from '../helpers/harness.js';
@@ -65,5 +65,17 @@ describe('Cardproxy-Cache header', () => {
     expect(cacheStatusHeader([long('x'), long('y'), long('z')], fresh([long('x'), long('y'), long('z')]))).toBe(`${long('x')}=fresh; +2 more`);
     expect(cacheStatusHeader([long('x'), long('y')], fresh([long('x'), long('y')]))).toBe(`${long('x')}=fresh; +1 more`);
     expect(cacheStatusHeader([long('x').repeat(2)], fresh([long('x').repeat(2)]))).toBe('+1 more');
+  });
+
+  it('is the value before while keys and statuses repeat, and a new one as soon as either changes', () => {
+    const headers = new CacheStatusHeaders();
+    const outcomes = (keys: string[], result: 'fresh' | 'stale', source: 'cache' | 'stale'): KeyOutcome[] => keys.map((key) => ({ key, result, source, ms: 0 }));
+    expect(headers.valueFor(['a', 'b'], outcomes(['a', 'b'], 'fresh', 'cache'))).toBe('a=fresh; b=fresh');
+    expect(headers.valueFor(['a', 'b'], outcomes(['b', 'a'], 'fresh', 'cache'))).toBe('a=fresh; b=fresh');
+    expect(headers.valueFor(['a', 'b'], outcomes(['a', 'b'], 'stale', 'stale'))).toBe('a=stale; b=stale');
+    expect(headers.valueFor(['b', 'a'], outcomes(['a', 'b'], 'stale', 'stale'))).toBe('b=stale; a=stale');
+    expect(headers.valueFor(['b'], outcomes(['b'], 'stale', 'stale'))).toBe('b=stale');
+    expect(headers.valueFor(['b', 'c'], [...outcomes(['b'], 'stale', 'stale'), ...outcomes(['c'], 'fresh', 'cache')])).toBe('b=stale; c=fresh');
+    expect(headers.valueFor(['b', 'c'], outcomes(['b', 'c'], 'stale', 'stale'))).toBe('b=stale; c=stale');
   });
 });

@@ -11,7 +11,7 @@ import { verifySignature } from '../../core/signature.js';
 import { ComponentsJson } from '../../redis/components-json.js';
 import type { CardResolver, PlainCard, Resolution } from '../../service/card-resolver.js';
 import { sendError, type ErrorBody } from '../errors.js';
-import { CACHE_STATUS_HEADER, cacheStatusHeader } from '../cache-status.js';
+import { CACHE_STATUS_HEADER, CacheStatusHeaders } from '../cache-status.js';
 import { cardsLineWriter } from '../../observability/cards-line.js';
 import { AnswerMemory, type AnswerBytes } from '../answer-memory.js';
 
@@ -61,6 +61,7 @@ export class CardsEndpoint {
   readonly #opts: CardsRouteOptions;
   readonly #writeCardsLine: ReturnType<typeof cardsLineWriter>;
   readonly #memory = new AnswerMemory();
+  readonly #cacheStatus = new CacheStatusHeaders();
 
   constructor(opts: CardsRouteOptions, log: Logger) {
     this.#opts = opts;
@@ -100,7 +101,7 @@ export class CardsEndpoint {
       degraded: result.degraded,
     });
     const { bytes, written } = serializeCardsAnswer({ cards: result.cards }, this.#memory);
-    return { status: 200, cacheStatus: cacheStatusHeader(request.cardKeys, result.outcomes), body: bytes, written };
+    return { status: 200, cacheStatus: this.#cacheStatus.valueFor(request.cardKeys, result.outcomes), body: bytes, written };
   }
 }
 
