@@ -14,6 +14,10 @@
  * answering and, past `maxBufferedBytes` waiting for stdout, drops lines and counts them (see
  * `dropped`) instead of holding them without end. A line is delayed by at most `HOLD_MS`, which
  * no operator reading logs can tell. On exit the held lines are written synchronously.
+ *
+ * Lines are held as UTF-8 bytes, each encoded into one buffer as it arrives and handed over as a
+ * copy of the part in use: joined as strings instead, every line was copied twice more (into the
+ * joined string, and by the writer into bytes), and measured once more for its byte length.
  */
 import { writeSync } from 'node:fs';
 import { pino, type DestinationStream } from 'pino';
@@ -22,13 +26,17 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 
 /** How long a line is held at most before it is handed over (default of the `holdMs` option). */
 export const HOLD_MS = 10;
-/** Held text (UTF-16 code units, about bytes for log lines) that is handed over at once. */
+/** Held bytes that are handed over at once. */
 const HOLD_BYTES = 64 * 1024;
+/** The buffer lines are held in: room for one more line of up to 64 K characters past `HOLD_BYTES`. */
+const HELD_CAPACITY = 4 * HOLD_BYTES;
+/** UTF-8 bytes per UTF-16 code unit at most (a surrogate pair: 4 bytes for 2 units). */
+const MAX_BYTES_PER_UNIT = 3;
 
 export class BatchedDestination implements DestinationStream {
   readonly #target: SonicBoom;
-  #held: string[] = [];
-  #heldLength = 0;
+  readonly #held = Buffer.allocUnsafeSlow(HELD_CAPACITY);
+  #heldBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #holdMs: number;
   readonly #fd: number;
@@ -45,8 +53,8 @@ export class BatchedDestination implements DestinationStream {
         // stdout is gone (closed pipe): nothing left to write to.
       }
     });
-    this.#target = pino.destination({ dest: opts.fd, sync: false, maxLength: opts.maxBufferedBytes });
-    this.#target.on('drop', (chunk: string) => (this.#dropped += countLines(chunk)));
+    this.#target = pino.destination({ dest: opts.fd, sync: false, maxLength: opts.maxBufferedBytes, contentMode: 'buffer' });
+    this.#target.on('drop', (chunk: Buffer) => (this.#dropped += countLines(chunk)));
   }
 
   /** Log lines dropped since start because stdout did not keep up. */
@@ -55,9 +63,17 @@ export class BatchedDestination implements DestinationStream {
   }
 
   write(line: string): void {
-    this.#held.push(line);
-    this.#heldLength += line.length;
-    if (this.#heldLength >= HOLD_BYTES) this.#handOver();
+    const most = line.length * MAX_BYTES_PER_UNIT;
+    if (this.#heldBytes + most > HELD_CAPACITY) {
+      this.#handOver();
+      // A line larger than the buffer (a huge error) goes as bytes of its own, after what was held.
+      if (most > HELD_CAPACITY) {
+        this.#hand(Buffer.from(line, 'utf8'));
+        return;
+      }
+    }
+    this.#heldBytes += this.#held.write(line, this.#heldBytes, 'utf8');
+    if (this.#heldBytes >= HOLD_BYTES) this.#handOver();
     // Unreferenced: held lines never keep a process alive (the exit hook writes them).
     else if (this.#timer === undefined) this.#timer = setTimeout(this.#handOver, this.#holdMs).unref();
   }
@@ -76,30 +92,35 @@ export class BatchedDestination implements DestinationStream {
    */
   flushSync(): void {
     this.#target.flushSync();
-    const chunk = this.#take();
-    for (let at = 0, bytes = Buffer.from(chunk, 'utf8'); at < bytes.length; ) at += writeSync(this.#fd, bytes, at, bytes.length - at);
+    const bytes = this.#take();
+    for (let at = 0; at < bytes.length; ) at += writeSync(this.#fd, bytes, at, bytes.length - at);
   }
 
   readonly #handOver = (): void => {
-    const chunk = this.#take();
-    if (chunk !== '') this.#target.write(chunk);
+    const bytes = this.#take();
+    if (bytes.length > 0) this.#hand(bytes);
   };
 
-  /** The held lines as one string ('' if none), no longer held. */
-  #take(): string {
+  /** To the writer, in its buffer mode (its types know only strings). */
+  #hand(bytes: Buffer): void {
+    (this.#target as unknown as { write(bytes: Buffer): boolean }).write(bytes);
+  }
+
+  /** The held bytes as a buffer of their own (empty if none), no longer held. */
+  #take(): Buffer {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const chunk = this.#held.length === 1 ? this.#held[0]! : this.#held.join('');
-    this.#held = [];
-    this.#heldLength = 0;
-    return chunk;
+    // A copy: the writer keeps it until its asynchronous write is done, and the buffer is used again.
+    const bytes = Buffer.from(this.#held.subarray(0, this.#heldBytes));
+    this.#heldBytes = 0;
+    return bytes;
   }
 }
 
-function countLines(text: string): number {
+function countLines(bytes: Buffer): number {
   let lines = 0;
-  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++;
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) lines++;
   return lines;
 }

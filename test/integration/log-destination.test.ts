@@ -61,6 +61,21 @@ describe('BatchedDestination', () => {
     closeSync(fd);
   });
 
+  it('keeps lines in order and intact whatever their size and characters', async () => {
+    const { path, fd } = tempFile();
+    const dest = new BatchedDestination({ fd, maxBufferedBytes: 4 * 1024 * 1024, holdMs: 60_000 });
+    const small = '{"name":"Zoë 🚀 Łódź"}\n';
+    // Larger than the buffer lines are held in: written on its own, after the line held before it.
+    const huge = `{"x":"${'é'.repeat(100_000)}"}\n`;
+    // 90 KB of three-byte characters: held with the line before it, then handed over at once.
+    const large = `{"y":"${'€'.repeat(30_000)}"}\n`;
+    for (const line of [small, huge, small, large, small]) dest.write(line);
+    dest.flush();
+    await eventually(() => expect(readFileSync(path, 'utf8')).toBe(`${small}${huge}${small}${large}${small}`));
+    expect(dest.dropped).toBe(0);
+    closeSync(fd);
+  });
+
   it('writes the line it still holds when the process ends on its own', () => {
     const script = `
       import { createLogger } from './dist/observability/logger.js';
