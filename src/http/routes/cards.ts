@@ -143,7 +143,8 @@ export function serializeCardsAnswer(payload: { cards: readonly PlainCard[] }, m
   for (let i = 0; i < cards.length; i++) {
     const card = cards[i]!;
     const components = card.components instanceof ComponentsJson ? card.components.bytes : Buffer.from(JSON.stringify(card.components), 'utf8');
-    const head = `${i === 0 ? '' : ','}{"key":${JSON.stringify(card.key)},"timeToLiveSeconds":${JSON.stringify(card.timeToLiveSeconds)},"components":`;
+    // Quoted as is: a key needs no escaping, and an integer is written by JSON as by String.
+    const head = `${i === 0 ? '{"key":"' : ',{"key":"'}${card.key}","timeToLiveSeconds":${card.timeToLiveSeconds},"components":`;
     heads[i] = head;
     bodies[i] = components;
     length += head.length + components.length + 1;
