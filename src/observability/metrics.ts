@@ -3,6 +3,7 @@
  * configuration (card keys, upstream names) or fixed enums, never from request data.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TalliedHistogram, type HistogramSlot } from './tallied-histogram.js';
 import { answersPing, isUsable, type RedisClient } from '../redis/connections.js';
 import type { AnswerSource, LookupKind } from '../core/card-resolution.js';
 import { REFRESH_TRIGGERS } from '../core/refresh-trigger.js';
@@ -32,7 +33,7 @@ const REDIS_PING_TIMEOUT_MS = 500;
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly httpDuration: TalliedHistogram<'method' | 'route' | 'status_code'>;
   readonly cardLookups: Counter<'card_key' | 'result'>;
   readonly cardsServed: Counter<'card_key' | 'source'>;
   readonly upstreamDuration: Histogram<'upstream' | 'outcome'>;
@@ -64,7 +65,8 @@ export class Metrics {
    * increment, even through a child, which cost more than the rest of a card's bookkeeping.
    */
   readonly #cardTally = new CardTally();
-  readonly #httpChildren = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
+  /** The request-duration slot of each method, status and route seen (see TalliedHistogram). */
+  readonly #httpSlots = new Map<string, HistogramSlot>();
 
   constructor(opts: { budgetMs: number }) {
     const registers = [this.registry];
@@ -81,7 +83,7 @@ export class Metrics {
       registers,
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'cardproxy_' });
-    this.httpDuration = new Histogram({
+    this.httpDuration = new TalliedHistogram({
       name: 'cardproxy_http_request_duration_seconds',
       help: 'HTTP request duration by route pattern and status code.',
       labelNames: ['method', 'route', 'status_code'],
@@ -286,12 +288,12 @@ export class Metrics {
   /** Observes one HTTP request's duration. */
   observeHttp(method: string, route: string, statusCode: number, seconds: number): void {
     const id = `${method} ${statusCode} ${route}`;
-    let child = this.#httpChildren.get(id);
-    if (child === undefined) {
-      child = this.httpDuration.labels({ method, route, status_code: String(statusCode) });
-      this.#httpChildren.set(id, child);
+    let slot = this.#httpSlots.get(id);
+    if (slot === undefined) {
+      slot = this.httpDuration.slot({ method, route, status_code: String(statusCode) });
+      this.#httpSlots.set(id, slot);
     }
-    child.observe(seconds);
+    slot.observe(seconds);
   }
 
   /** The Redis connections the `cardproxy_redis_up` gauge reports, read at scrape time. */
