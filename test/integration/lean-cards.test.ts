@@ -150,6 +150,28 @@ describe('POST /cards over a socket (the lean path) and through the Fastify rout
     expect(await count('401')).toBe(bad0 + 1);
   });
 
+  it('reads the headers it needs whatever their case, and leaves repeated ones to Fastify with the route\'s answers', async () => {
+    const req = signedRequest(['alpha', 'beta'], 'c_case');
+    const line = (name: string, value: string) => `${name}: ${value}`;
+    const capitalized = [
+      line('Content-Type', 'application/json'),
+      line('Content-Length', req.headers['content-length']),
+      line('Plain-Workspace-Id', 'w_lean'),
+      line('PLAIN-REQUEST-SIGNATURE', req.headers['plain-request-signature']),
+    ];
+    const answered = await rawExchange(proxy.url!, capitalized, req.body);
+    expect(answered.status, answered.text).toBe(200);
+    expect(answered.head).toMatch(/\r\ncardproxy-cache: alpha=\w+; beta=\w+\r\n/i);
+    // Node joins a repeated custom header into one value ("a, b"): neither is a signature or a workspace id.
+    const repeated = async (extra: string) => rawExchange(proxy.url!, [...capitalized, extra], req.body);
+    const twoSignatures = await repeated(line('plain-request-signature', req.headers['plain-request-signature']));
+    expect([twoSignatures.status, JSON.parse(twoSignatures.text).error]).toEqual([401, 'invalid_signature']);
+    const twoWorkspaces = await repeated(line('plain-workspace-id', 'w_lean'));
+    expect([twoWorkspaces.status, JSON.parse(twoWorkspaces.text).error]).toEqual([400, 'missing_workspace_id']);
+    // A repeated Content-Type: Node keeps the first, the route answers.
+    expect((await repeated(line('content-type', 'text/plain'))).status).toBe(200);
+  });
+
   it('leaves to Fastify what it does not take, with today\'s answers', async () => {
     const req = signedRequest(['alpha', 'beta'], 'c_left');
     // Chunked, and a query string: answered by the route.
@@ -224,6 +246,29 @@ describe('answer memory used again (src/http/answer-memory.ts)', () => {
     expect(wrong).toHaveLength(0);
   });
 });
+
+/** One request written as given (header names and repeats exactly as listed); its answer's status, head and body. */
+async function rawExchange(url: string, headerLines: string[], body: string): Promise<{ status: number; head: string; text: string }> {
+  const { port } = new URL(url);
+  const socket = connect({ host: '127.0.0.1', port: Number(port) });
+  const received: Buffer[] = [];
+  try {
+    return await new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        const data = Buffer.concat(received);
+        const [text] = splitResponses(data);
+        if (text === undefined) return;
+        const head = data.subarray(0, data.indexOf('\r\n\r\n') + 2).toString('latin1');
+        resolve({ status: Number(head.split(' ')[1]), head, text });
+      });
+      socket.write(`POST /cards HTTP/1.1\r\nHost: 127.0.0.1\r\n${headerLines.map((l) => `${l}\r\n`).join('')}\r\n${body}`);
+    });
+  } finally {
+    socket.destroy();
+  }
+}
 
 /** The bodies of the complete HTTP/1.1 responses (each with a Content-Length) at the start of `data`. */
 function splitResponses(data: Buffer): string[] {
