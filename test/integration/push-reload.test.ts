@@ -136,11 +136,8 @@ describe('push reload to Plain (SPEC 11)', () => {
     expect(followUps[0]!.body.cards[0].timeToLiveSeconds).toBe(240); // fresh: 300 s less the refresh-ahead lead
     expect(legacy.calls).toHaveLength(1);
     expect(plain.reloads).toEqual([{ customerId: 'c_1', customerCardConfigId: 'cc_alpha', threadId: 'th_1' }]);
-    const lookups = (await proxy.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]);
-    expect(lookups).toEqual([
-      ['miss', 1],
-      ['fresh', 1],
-    ]);
+    const lookups = Object.fromEntries((await proxy.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]));
+    expect(lookups).toEqual({ miss: 1, fresh: 1 });
   });
 
   it.each(redisModes())('is sent by the worker process that landed the card; the serve process answers the follow-up from the cache (%s Redis)', async (mode) => {
@@ -168,11 +165,8 @@ describe('push reload to Plain (SPEC 11)', () => {
     expect(legacy.calls).toHaveLength(1);
     await expectOutcomes(worker, { ok: 1, error: 0, rate_limited: 0, skipped: 0 });
     await expectOutcomes(serve, { ok: 0, error: 0, rate_limited: 0, skipped: 0 });
-    const lookups = (await serve.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]);
-    expect(lookups).toEqual([
-      ['miss', 1],
-      ['fresh', 1],
-    ]);
+    const lookups = Object.fromEntries((await serve.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]));
+    expect(lookups).toEqual({ miss: 1, fresh: 1 });
   });
 
   it('pushes nothing for a copy that a manual reload replaces itself, so that no second reload follows', async () => {
@@ -187,11 +181,8 @@ describe('push reload to Plain (SPEC 11)', () => {
     await settle();
     expect(legacy.calls).toHaveLength(1);
     expect(plain.calls).toEqual([]);
-    const lookups = (await proxy.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]);
-    expect(lookups).toEqual([
-      ['miss', 1],
-      ['reload', 1],
-    ]);
+    const lookups = Object.fromEntries((await proxy.metrics.cardLookups.get()).values.map((v) => [v.labels.result, v.value]));
+    expect(lookups).toEqual({ miss: 1, reload: 1 });
   });
 
   it('heals error components once the card loads, and sends nothing for a context that was served data', async () => {
