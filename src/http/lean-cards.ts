@@ -35,7 +35,8 @@ export interface AnsweredRequest {
   readonly method: string;
   readonly route: string;
   readonly status: number;
-  readonly startedAt: bigint;
+  /** `performance.now()` when the request arrived (ms). */
+  readonly startedAt: number;
   readonly receivedAt: number;
   readonly reqId: string;
   readonly error: ErrorBody | undefined;
@@ -110,6 +111,9 @@ function leanHeaders(raw: readonly string[]): LeanHeaders | undefined {
   return { contentLength, signature, workspaceId };
 }
 
+/** The error of a request whose client went away mid-body (one function for all of them). */
+function ignore(): void {}
+
 function named(name: string, lowerCase: string): boolean {
   return name === lowerCase || name.toLowerCase() === lowerCase;
 }
@@ -122,7 +126,7 @@ interface ReadRequest {
   readonly raw: Buffer;
   readonly reqId: string;
   readonly receivedAt: number;
-  readonly startedAt: bigint;
+  readonly startedAt: number;
 }
 
 export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
@@ -176,10 +180,10 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
     }
     const length = Number(headers.contentLength);
     const receivedAt = clock.now();
-    const startedAt = process.hrtime.bigint();
+    const startedAt = performance.now();
     const chunks: Buffer[] = [];
     // A client gone mid-body: nothing to answer (Node closes the socket).
-    req.on('error', () => {});
+    req.on('error', ignore);
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       // Node's parser delivers exactly Content-Length bytes before `end`.

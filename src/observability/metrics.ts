@@ -65,8 +65,12 @@ export class Metrics {
    * increment, even through a child, which cost more than the rest of a card's bookkeeping.
    */
   readonly #cardTally = new CardTally();
-  /** The request-duration slot of each method, status and route seen (see TalliedHistogram). */
-  readonly #httpSlots = new Map<string, HistogramSlot>();
+  /**
+   * The request-duration slot of each route, method and status seen (see TalliedHistogram), by
+   * route, method and status: route and method are the same few strings on every request, so the
+   * look-ups hash nothing new (a key joined from the three was a string to build and hash).
+   */
+  readonly #httpSlots = new Map<string, Map<string, Map<number, HistogramSlot>>>();
 
   constructor(opts: { budgetMs: number }) {
     const registers = [this.registry];
@@ -287,12 +291,12 @@ export class Metrics {
 
   /** Observes one HTTP request's duration. */
   observeHttp(method: string, route: string, statusCode: number, seconds: number): void {
-    const id = `${method} ${statusCode} ${route}`;
-    let slot = this.#httpSlots.get(id);
-    if (slot === undefined) {
-      slot = this.httpDuration.slot({ method, route, status_code: String(statusCode) });
-      this.#httpSlots.set(id, slot);
-    }
+    let byMethod = this.#httpSlots.get(route);
+    if (byMethod === undefined) this.#httpSlots.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+    let slot = byStatus.get(statusCode);
+    if (slot === undefined) byStatus.set(statusCode, (slot = this.httpDuration.slot({ method, route, status_code: String(statusCode) })));
     slot.observe(seconds);
   }
 
