@@ -16,9 +16,8 @@
  *
  * Every request it does not take goes to Fastify untouched, body unread: other methods and URLs
  * (a query string too), a server that is closing (Fastify answers 503), a `request`-mode TLS
- * client without an accepted certificate (403), bodies it would have to judge (no or a zero
- * `Content-Length`, chunked, over the limit: 413, no `Content-Type`), and a repeated header it
- * reads (see `leanHeaders`). Once it has read a body it
+ * client without an accepted certificate (403), and bodies it would have to judge (no or a zero
+ * `Content-Length`, chunked, over the limit: 413, no `Content-Type`). Once it has read a body it
  * answers the request itself, as the route would: the same status, headers and bytes, the same
  * request id sequence, metrics, rejected-request line and `Connection: close` while closing.
  */
@@ -28,7 +27,7 @@ import type { Clock } from '../core/clock.js';
 import type { ClientCertificateMode } from '../config/schema.js';
 import { CACHE_STATUS_HEADER } from './cache-status.js';
 import { INTERNAL_ERROR, type ErrorBody } from './errors.js';
-import { CARDS_CONTENT_TYPE, MAX_BODY_BYTES, type CardsAnswer, type CardsEndpoint, type PlainHeaders } from './routes/cards.js';
+import { CARDS_CONTENT_TYPE, MAX_BODY_BYTES, type CardsAnswer, type CardsEndpoint } from './routes/cards.js';
 
 /** What happens after every answer, on either path (metrics, the rejected-request line). */
 export interface AnsweredRequest {
@@ -61,68 +60,13 @@ export interface LeanCardsOptions {
 
 const CONTENT_LENGTH = /^[1-9][0-9]{0,7}$/;
 
-/** What this path reads of a request's headers. */
-interface LeanHeaders extends PlainHeaders {
-  readonly contentLength: string;
-}
-
-/**
- * The headers this path needs, read from `rawHeaders`: Node builds `req.headers` (an object of
- * every header, names lower-cased) only when it is first read, about a microsecond and a half of
- * a warm request that the bare server never pays. Undefined for a request this path leaves to
- * Fastify: without Content-Length or Content-Type, with any Transfer-Encoding, or with one of the
- * headers it reads given twice (Node's object would drop or join the repeats; Fastify judges them).
- */
-function leanHeaders(raw: readonly string[]): LeanHeaders | undefined {
-  let contentLength: string | undefined;
-  let contentType = false;
-  let signature: string | undefined;
-  let workspaceId: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    // By length first: most names are none of these and need no lower-casing.
-    switch (name.length) {
-      case 14:
-        if (!named(name, 'content-length')) break;
-        if (contentLength !== undefined) return undefined;
-        contentLength = raw[i + 1]!;
-        break;
-      case 12:
-        if (!named(name, 'content-type')) break;
-        if (contentType) return undefined;
-        contentType = true;
-        break;
-      case 17:
-        if (named(name, 'transfer-encoding')) return undefined;
-        break;
-      case 23:
-        if (!named(name, 'plain-request-signature')) break;
-        if (signature !== undefined) return undefined;
-        signature = raw[i + 1]!;
-        break;
-      case 18:
-        if (!named(name, 'plain-workspace-id')) break;
-        if (workspaceId !== undefined) return undefined;
-        workspaceId = raw[i + 1]!;
-        break;
-    }
-  }
-  if (contentLength === undefined || !contentType) return undefined;
-  return { contentLength, signature, workspaceId };
-}
-
 /** The error of a request whose client went away mid-body (one function for all of them). */
 function ignore(): void {}
-
-function named(name: string, lowerCase: string): boolean {
-  return name === lowerCase || name.toLowerCase() === lowerCase;
-}
 
 /** A request whose body is read, waiting for the end of the turn's I/O to be answered. */
 interface ReadRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly headers: LeanHeaders;
   readonly raw: Buffer;
   readonly reqId: string;
   readonly receivedAt: number;
@@ -132,13 +76,15 @@ interface ReadRequest {
 export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
   const { endpoint, fastify, clock } = opts;
 
-  /** The request's headers when this path takes it, else undefined. */
-  const takes = (req: IncomingMessage): LeanHeaders | undefined => {
-    if (req.method !== 'POST' || req.url !== '/cards' || opts.closing()) return undefined;
-    const headers = leanHeaders(req.rawHeaders);
-    if (headers === undefined || !CONTENT_LENGTH.test(headers.contentLength) || Number(headers.contentLength) > MAX_BODY_BYTES) return undefined;
-    if (opts.clientCertificate === 'request' && (req.socket as TLSSocket).authorized !== true) return undefined;
-    return headers;
+  const takes = (req: IncomingMessage): number => {
+    if (req.method !== 'POST' || req.url !== '/cards' || opts.closing()) return 0;
+    const headers = req.headers;
+    const length = headers['content-length'];
+    if (length === undefined || headers['transfer-encoding'] !== undefined || headers['content-type'] === undefined || !CONTENT_LENGTH.test(length)) return 0;
+    const bytes = Number(length);
+    if (bytes > MAX_BODY_BYTES) return 0;
+    if (opts.clientCertificate === 'request' && (req.socket as TLSSocket).authorized !== true) return 0;
+    return bytes;
   };
 
   /** The requests whose bodies this turn has read (bounded by what one turn reads), answered by `answerRead`. */
@@ -151,7 +97,7 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i]!;
       try {
-        answers[i] = endpoint.answer(r.raw, r.headers, r.reqId, r.receivedAt);
+        answers[i] = endpoint.answer(r.raw, r.req.headers, r.reqId, r.receivedAt);
       } catch (err) {
         answers[i] = { failed: err };
       }
@@ -173,12 +119,11 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
   };
 
   return (req, res) => {
-    const headers = takes(req);
-    if (headers === undefined) {
+    const length = takes(req);
+    if (length === 0) {
       fastify(req, res);
       return;
     }
-    const length = Number(headers.contentLength);
     const receivedAt = clock.now();
     const startedAt = performance.now();
     const chunks: Buffer[] = [];
@@ -189,7 +134,7 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
       // Node's parser delivers exactly Content-Length bytes before `end`.
       const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
       if (read.length === 0) setImmediate(answerRead);
-      read.push({ req, res, headers, raw, reqId: opts.nextReqId(), receivedAt, startedAt });
+      read.push({ req, res, raw, reqId: opts.nextReqId(), receivedAt, startedAt });
     });
   };
 
@@ -222,7 +167,7 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
       reqId: r.reqId,
       error,
       remoteAddress: req.socket.remoteAddress,
-      contentLength: r.headers.contentLength,
+      contentLength: req.headers['content-length'],
     });
   }
 }

@@ -150,7 +150,7 @@ describe('POST /cards over a socket (the lean path) and through the Fastify rout
     expect(await count('401')).toBe(bad0 + 1);
   });
 
-  it('reads the headers it needs whatever their case, and leaves repeated ones to Fastify with the route\'s answers', async () => {
+  it('reads the headers it needs whatever their case, and answers repeated ones as the route does', async () => {
     const req = signedRequest(['alpha', 'beta'], 'c_case');
     const line = (name: string, value: string) => `${name}: ${value}`;
     const capitalized = [

@@ -43,19 +43,6 @@ export function decodeJsonObject(
   return { ok: true, value: json as Record<string, unknown> };
 }
 
-/** The headers of Plain's protocol a `/cards` request is answered by (absent: undefined). */
-export interface PlainHeaders {
-  readonly signature: string | undefined;
-  readonly workspaceId: string | undefined;
-}
-
-/** Plain's headers from Node's header object (a repeated custom header is one joined string there). */
-export function plainHeadersOf(headers: IncomingHttpHeaders): PlainHeaders {
-  const signature = headers['plain-request-signature'];
-  const workspaceId = headers['plain-workspace-id'];
-  return { signature: typeof signature === 'string' ? signature : undefined, workspaceId: typeof workspaceId === 'string' ? workspaceId : undefined };
-}
-
 /**
  * A `/cards` answer: the cards, or the error answer (SPEC 9) of a request that is refused. The
  * cards' `written` is to be called once `body` has been written completely (see answer-memory.ts).
@@ -81,14 +68,17 @@ export class CardsEndpoint {
     this.#writeCardsLine = cardsLineWriter(log);
   }
 
-  answer(raw: Buffer, headers: PlainHeaders, reqId: string, receivedAt: number): CardsAnswer | Promise<CardsAnswer> {
+  answer(raw: Buffer, headers: IncomingHttpHeaders, reqId: string, receivedAt: number): CardsAnswer | Promise<CardsAnswer> {
     // Read per request: a reloaded configuration may add or retire a secret.
     const signingSecrets = this.#opts.signingSecrets;
-    if (signingSecrets.length > 0 && !verifySignature(signingSecrets, raw, headers.signature)) {
-      return refused(401, 'invalid_signature', 'missing or invalid Plain-Request-Signature header');
+    if (signingSecrets.length > 0) {
+      const signature = headers['plain-request-signature'];
+      if (!verifySignature(signingSecrets, raw, typeof signature === 'string' ? signature : undefined)) {
+        return refused(401, 'invalid_signature', 'missing or invalid Plain-Request-Signature header');
+      }
     }
-    const workspaceId = headers.workspaceId;
-    if (workspaceId === undefined || !WORKSPACE_ID.test(workspaceId)) {
+    const workspaceId = headers['plain-workspace-id'];
+    if (typeof workspaceId !== 'string' || !WORKSPACE_ID.test(workspaceId)) {
       return refused(400, 'missing_workspace_id', 'the Plain-Workspace-Id header is required (1-200 visible ASCII characters)');
     }
     const json = decodeJsonObject(raw);
@@ -129,7 +119,7 @@ export async function cardsRoutes(app: FastifyInstance, opts: { readonly endpoin
 
   app.post('/cards', async (request: FastifyRequest, reply: FastifyReply) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    const answer = await endpoint.answer(raw, plainHeadersOf(request.headers), request.id, request.receivedAt);
+    const answer = await endpoint.answer(raw, request.headers, request.id, request.receivedAt);
     if (answer.status !== 200) return sendError(reply, answer.status, answer.error.error, answer.error.message);
     if (answer.written) reply.raw.once('finish', answer.written);
     return reply.type(CARDS_CONTENT_TYPE).header(CACHE_STATUS_HEADER, answer.cacheStatus).send(answer.body);
