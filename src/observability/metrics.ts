@@ -61,7 +61,7 @@ export class Metrics {
   #logLinesDropped: () => number = () => 0;
   /**
    * The per-card counters of the warm path are plain numbers per label set, added to the
-   * prom-client counters at scrape time (see Tally): prom-client hashes the labels on every
+   * prom-client counters at scrape time (see CardTally): prom-client hashes the labels on every
    * increment, even through a child, which cost more than the rest of a card's bookkeeping.
    */
   readonly #cardTally = new CardTally();

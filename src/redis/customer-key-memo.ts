@@ -34,11 +34,6 @@ export class CustomerKeyMemo {
   readonly #byWorkspace = new Map<string, Map<string, CustomerKeys>>();
   #chars = 0;
   readonly #maxChars: number;
-
-  constructor(maxChars: number) {
-    this.#maxChars = maxChars;
-  }
-
   /**
    * The customer asked for last, and its keys: a request asks for the keys of one customer about
    * twice per card, and this spares those calls the two map look-ups (the same strings, compared
@@ -47,6 +42,10 @@ export class CustomerKeyMemo {
   #lastWorkspaceId = '';
   #lastCustomerId = '';
   #lastKeys: CustomerKeys | undefined;
+
+  constructor(maxChars: number) {
+    this.#maxChars = maxChars;
+  }
 
   /** The kept keys of one customer (empty maps for a customer not seen lately). */
   of(workspaceId: string, customerId: string): CustomerKeys {
