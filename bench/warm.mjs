@@ -154,14 +154,14 @@ async function captureAnswer(warm, k) {
 export async function runWarm(ctx, warm) {
   const duration = ctx.quick ? 1.5 : 5;
   const rounds = ctx.quick ? 1 : 3;
+  const isHeadline = (k, c) => k === 5 && c === 50;
   // The headline (5 keys × 50 connections, the targets) gets three rounds even in a quick run:
   // on a shared machine one 1.5 s round per side is too noisy for a ratio.
-  const roundsOf = (k, c) => (k === 5 && c === 50 ? 3 : rounds);
+  const roundsOf = (k, c) => (isHeadline(k, c) ? 3 : rounds);
   // Its closed loop gets more and shorter rounds: each round measures both servers back to back,
   // and the CPU ratio is the median of the rounds' ratios, so the two sides of a ratio are
   // measured in the same few seconds of this machine's contention (it moves either side's CPU per
   // request by up to 2 × within a minute).
-  const isHeadline = (k, c) => k === 5 && c === 50;
   const closedRounds = (k, c) => (isHeadline(k, c) ? (ctx.quick ? 4 : 6) : rounds);
   const closedSeconds = (k, c) => (isHeadline(k, c) && !ctx.quick ? 3 : duration);
   const jitSeconds = ctx.quick ? 1 : 2;

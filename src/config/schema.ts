@@ -6,10 +6,9 @@
  */
 import { z } from 'zod';
 import { CardComponentsSchema } from '../core/components.js';
+// Card keys as Plain allows them (`cardKeys` items of the card protocol).
+import { CARD_KEY_MAX_LENGTH, CARD_KEY_PATTERN } from '../core/plain-protocol.js';
 
-/** Card keys as Plain allows them (`cardKeys` items of the card protocol). */
-export const CARD_KEY_PATTERN = /^[a-zA-Z0-9_-]+$/;
-export const CARD_KEY_MAX_LENGTH = 500;
 export const UPSTREAM_NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
 export const KEY_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** An HTTP header name (RFC 9110 token). */

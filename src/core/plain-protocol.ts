@@ -8,13 +8,14 @@ import { CardComponentsSchema, type CardComponent } from './components.js';
 import { describeZodIssues } from './describe-zod-issues.js';
 import { EmailSchema, IdentifierSchema } from './identifiers.js';
 
+/** The characters Plain allows in a card key, as a regular-expression class. */
+const CARD_KEY_CHARS = '[a-zA-Z0-9_-]';
 /** Characters allowed in a card key by Plain (`[a-zA-Z0-9_-]+`), anchored. */
-export const CARD_KEY_PATTERN = /^[a-zA-Z0-9_-]+$/;
-
-/** The longest card key accepted. */
-const CARD_KEY_MAX_LENGTH = 500;
+export const CARD_KEY_PATTERN = new RegExp(`^${CARD_KEY_CHARS}+$`);
+/** The longest card key accepted (in requests and in the configuration). */
+export const CARD_KEY_MAX_LENGTH = 500;
 /** {@link CARD_KEY_PATTERN} and the length in one test (every request checks every key with it). */
-const CARD_KEY = new RegExp(`^[a-zA-Z0-9_-]{1,${CARD_KEY_MAX_LENGTH}}$`);
+const CARD_KEY = new RegExp(`^${CARD_KEY_CHARS}{1,${CARD_KEY_MAX_LENGTH}}$`);
 
 /** A card key as Plain allows it: 1 to 500 chars of `[a-zA-Z0-9_-]`. */
 export const CardKeySchema = z.string().regex(CARD_KEY, {
