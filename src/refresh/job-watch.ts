@@ -7,9 +7,9 @@
  * `failed` notice sent for its cards (the same atomic step a worker uses), so the requests fall
  * back at once as SPEC 5 says and the next request starts a fresh refresh.
  *
- * Cost: while requests wait, one GET per watched card when it starts being watched and one EXISTS
- * per distinct job every interval, one command per key (so it works on Redis Cluster too).
- * Nothing when nobody waits.
+ * Cost: while requests wait, one GET per watched card when it starts being watched (none for a card
+ * the request itself just queued: its job is known) and one EXISTS per distinct job every interval,
+ * one command per key (so it works on Redis Cluster too). Nothing when nobody waits.
  * A job that has ended (completed or failed) is not this module's: its worker released its
  * markers, or its `failed` handler does (`abandoned-jobs.ts`).
  */
@@ -20,7 +20,7 @@ import type { RedisClient } from '../redis/connections.js';
 import type { CardStore } from '../redis/card-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import { REFRESH_QUEUE_NAME } from './refresh-job.js';
-import { claimTtlMs, JOB_ADD_GRACE_MS, type RefreshTarget } from './refresh-scheduler.js';
+import { claimTtlMs, JOB_ADD_GRACE_MS, type QueuedRefresh, type RefreshTarget } from './refresh-scheduler.js';
 
 /** How often the jobs that requests wait for are looked up. */
 export const WATCH_INTERVAL_MS = 500;
@@ -66,23 +66,30 @@ export class JobWatch {
 
   /**
    * Watches the jobs refreshing these cards while a request waits for them.
+   * @param queued the cards the request itself just put on a queue: their job is known, and on its queue
    * @returns stops watching (call it once the request stops waiting)
    */
-  watch(targets: readonly RefreshTarget[]): () => void {
+  watch(targets: readonly RefreshTarget[], queued: readonly QueuedRefresh[] = []): () => void {
+    const jobs = new Map(queued.map((q) => [cardRefId(q.ref), q.jobId]));
+    const unknown: Watched[] = [];
     const entries = targets.map((target) => {
       const id = cardRefId(target.ref);
       let entry = this.#watched.get(id);
-      if (entry) {
-        entry.count++;
+      if (entry) entry.count++;
+      else this.#watched.set(id, (entry = { target, count: 1 }));
+      const jobId = jobs.get(id);
+      if (jobId === undefined) {
         entry.owner = undefined; // this request may wait for a newer job: read again
+        unknown.push(entry);
       } else {
-        this.#watched.set(id, (entry = { target, count: 1 }));
+        entry.owner = jobId;
+        this.#seen.set(this.#jobKey(target, jobId), this.#looks);
       }
       return { id, entry };
     });
     this.#timer ??= setInterval(() => void this.#look(), this.#intervalMs).unref();
-    // The request's own job is on its queue by now: seen at once, its removal is found at the next look.
-    void this.#jobsOf(entries.map((e) => e.entry)).catch(() => {});
+    // The jobs these cards joined are on their queues by now: seen at once, a removal is found at the next look.
+    if (unknown.length > 0) void this.#jobsOf(unknown).catch(() => {});
     const ids = entries.map((e) => e.id);
     let stopped = false;
     return () => {

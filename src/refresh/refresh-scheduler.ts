@@ -31,6 +31,12 @@ export interface RefreshTarget {
   readonly seenFetchedAt?: number | null;
 }
 
+/** A card a `schedule` call put on a queue, and the job that holds it. */
+export interface QueuedRefresh {
+  readonly ref: CardRef;
+  readonly jobId: string;
+}
+
 /** How a refresh is asked for: why (its events' `trigger`) and how urgent (its job priority). */
 export interface ScheduleOptions {
   /** A manual reload: load even what was refreshed since the job was queued. */
@@ -154,9 +160,9 @@ export class RefreshScheduler {
    * a queued job of lower priority than `opts.urgency` is raised to it (SPEC 10.4). Warming past
    * `warming.maxQueued` queued jobs of the upstream is dropped (and counted).
    * Throws when Redis cannot be reached (the caller falls back to direct upstream calls).
-   * @returns the refs this call put on a queue (the rest joined running jobs or were dropped)
+   * @returns the cards this call put on a queue, with their jobs (the rest joined running jobs or were dropped)
    */
-  async schedule(context: RefreshContext, targets: readonly RefreshTarget[], opts: ScheduleOptions): Promise<CardRef[]> {
+  async schedule(context: RefreshContext, targets: readonly RefreshTarget[], opts: ScheduleOptions): Promise<QueuedRefresh[]> {
     const byGroup = new Map<UpstreamGroup, CardRef[]>();
     const seen = new Map<CardRef, number | null>();
     for (const { ref, group, seenFetchedAt } of targets) {
@@ -196,7 +202,7 @@ export class RefreshScheduler {
     refs: CardRef[],
     seen: ReadonlyMap<CardRef, number | null>,
     opts: ScheduleOptions,
-  ): Promise<CardRef[]> {
+  ): Promise<QueuedRefresh[]> {
     const jobId = randomUUID();
     const priority = jobPriority(opts.urgency);
     const ttl = claimTtlMs(group);
@@ -231,7 +237,7 @@ export class RefreshScheduler {
     }
     this.#metrics?.refreshesEnqueued.inc({ upstream: group.name, trigger: opts.trigger }, claimed.length);
     void this.#bound?.check(queue, group);
-    return claimed;
+    return claimed.map((ref) => ({ ref, jobId }));
   }
 
   /**
@@ -240,14 +246,18 @@ export class RefreshScheduler {
    * running (or gone) keeps its priority, which no longer matters.
    */
   async #raise(queue: Queue, jobIds: readonly string[], priority: number): Promise<void> {
-    await Promise.all(
-      [...new Set(jobIds)].map(async (jobId) => {
-        const current = Number(await this.#redis.hget(queue.toKey(jobId), 'priority'));
-        if (!(current > priority)) return;
-        const job = await Job.fromId(queue, jobId);
-        await job?.changePriority({ priority });
-      }),
-    );
+    await Promise.all([...new Set(jobIds)].map((jobId) => this.#reprioritize(queue, jobId, (current) => current > priority, priority)));
+  }
+
+  /**
+   * Gives a queued job `priority` when its current one passes `when` (a job that is gone has
+   * none, 0, and is left alone). Only the job's id is needed for that, so a handle is made from
+   * it rather than read with `Job.fromId`, which would fetch and parse the whole job.
+   */
+  async #reprioritize(queue: Queue, jobId: string, when: (current: number) => boolean, priority: number): Promise<void> {
+    const current = Number(await this.#redis.hget(queue.toKey(jobId), 'priority'));
+    if (current === 0 || !when(current)) return;
+    await new Job(queue, REFRESH_JOB_NAME, null, {}, jobId).changePriority({ priority });
   }
 
   /**
@@ -257,18 +267,21 @@ export class RefreshScheduler {
    * placeholder long ago, and a new customer's first look waits behind all of them; with it, only
    * requests waiting right now are ahead (newest demand first). A request that joins such a job
    * later raises it again. Single-flight is untouched: the job and its markers stay.
+   * The targets are one request's cards: one customer, so their markers share a slot (as for `schedule`).
    */
   async lower(targets: readonly RefreshTarget[]): Promise<void> {
     const background = jobPriority('background');
     const waiting = jobPriority('waiting');
+    // A request's cards are mostly one job: each job is looked at once, whatever its card count.
+    const byGroup = new Map<string, CardRef[]>();
+    for (const { ref, group } of targets) byGroup.set(group.name, [...(byGroup.get(group.name) ?? []), ref]);
     await Promise.all(
-      targets.map(async ({ ref, group }) => {
-        const queue = this.#queues.get(group.name);
-        const jobId = queue ? (await this.#singleFlight.owners([ref]))[0] : null;
-        if (!queue || !jobId) return;
-        if (Number(await this.#redis.hget(queue.toKey(jobId), 'priority')) !== waiting) return;
-        const job = await Job.fromId(queue, jobId);
-        await job?.changePriority({ priority: background });
+      [...byGroup].map(async ([name, refs]) => {
+        const queue = this.#queues.get(name);
+        if (!queue) return;
+        const owners = new Set(await this.#singleFlight.owners(refs));
+        owners.delete(null);
+        await Promise.all([...owners].map((jobId) => this.#reprioritize(queue, jobId!, (current) => current === waiting, background)));
       }),
     );
   }

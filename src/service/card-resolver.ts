@@ -273,8 +273,8 @@ export class CardResolver {
       // Register before enqueueing, so an outcome announced at once is not missed.
       const waits = waiting.map((item) => d.notifier.wait(cardRefId(item.ref), budget.signal));
       try {
-        await d.scheduler.schedule(context, toRefresh, { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
-        unwatch = d.jobWatch?.watch(targetsOf(waiting));
+        const queued = await d.scheduler.schedule(context, toRefresh, { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
+        unwatch = d.jobWatch?.watch(targetsOf(waiting), queued);
       } catch (err) {
         this.#warnings.warn(err, {}, 'could not enqueue refresh: calling upstreams directly');
         budget.abort();

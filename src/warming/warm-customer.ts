@@ -4,7 +4,7 @@
  * missing or stale one gets a background refresh at warming priority (the lowest), carrying what
  * Plain itself would have sent (customer, thread, `tenant: null`), batched per upstream as usual.
  */
-import { cardRefFor, type CardRef } from '../core/card-ref.js';
+import { cardRefFor } from '../core/card-ref.js';
 import { lookupCard } from '../core/card-resolution.js';
 import type { Clock } from '../core/clock.js';
 import type { CardPolicy } from '../config/card-policy.js';
@@ -54,7 +54,7 @@ export async function warmCustomer(deps: WarmingDeps, target: WarmTarget): Promi
     if (kind === 'miss' || kind === 'stale') targets.push({ ref, group: deps.groups.groupOf(policy.upstream) });
   });
   if (targets.length === 0) return 0;
-  const queued: CardRef[] = await deps.scheduler.schedule(
+  const queued = await deps.scheduler.schedule(
     { workspaceId, customer, thread: thread ?? null, tenant: null },
     targets,
     { force: false, now: readAt, trigger: 'warm', urgency: 'warming' },

@@ -81,7 +81,7 @@ describe('a refresh claimed just after another job landed the card', () => {
       const ref = { workspaceId: 'w_test', customerId: 'c_race', threadId: null, cardKey: 'alpha' };
       const context = { workspaceId: 'w_test', customer: { id: 'c_race', email: 'c_race@example.com', externalId: null }, thread: null, tenant: null };
       const claimed = await scheduler.schedule(context, [{ ref, group: group!, seenFetchedAt: null }], { force: false, now: Date.now(), trigger: 'request', urgency: 'waiting' });
-      expect(claimed).toEqual([ref]);
+      expect(claimed).toEqual([{ ref, jobId: expect.any(String) }]);
       const marker = server.store.keys.inflight(ref);
       await eventually(async () => (await server.redis.get(marker)) === null, 5000, 'the job to end');
       await eventually(() => server.logs.find('refresh job').some((l) => l.outcome === 'skipped'), 2000, 'the job to be logged as skipped');

@@ -162,4 +162,26 @@ describe('fair to the newest agent (a storm of new customers)', () => {
     expect(order.indexOf('c_newest')).toBeLessThan(order.length); // loaded
     expect(order.filter((id) => id?.startsWith('s_')).length).toBeLessThan(15); // ahead of the storm's tail
   });
+
+  it('lowers each job once, however many of its cards the request waited for', async () => {
+    // The first job takes the only upstream slot and holds it past the test; the rest stay queued.
+    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 3000 }));
+    const config = testConfig(legacy.url, {
+      budgetMs: 500,
+      upstreams: { legacy: { url: legacy.url, concurrency: 1, timeoutMs: 5000 } },
+      cards: { alpha: { upstream: 'legacy' }, beta: { upstream: 'legacy' }, gamma: { upstream: 'legacy' } },
+    });
+    const proxy = await startTestProxy(config);
+    const storm = await Promise.all(Array.from({ length: 6 }, (_, i) => postCards(proxy, cardsBody(['alpha', 'beta', 'gamma'], `m_${i}`))));
+    expect(storm.flatMap((r) => r.body.cards.map(textOf))).toEqual(Array(18).fill('Loading…'));
+    const queue = `${proxy.store.keys.queuePrefix('legacy')}:refresh`;
+    await eventually(async () => {
+      const scores = (await proxy.redis.zrange(`${queue}:prioritized`, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1);
+      return scores.length === 5 && scores.every((score) => Math.floor(Number(score) / 2 ** 32) === 2);
+    }, 3000, 'the five queued jobs lowered');
+    // BullMQ counts every placement of a prioritized job: six adds, then one move per queued job.
+    // Lowered once per card, each of the five would have been moved three times (6 + 15).
+    expect(Number(await proxy.redis.get(`${queue}:pc`))).toBe(6 + 5);
+    expect(legacy.calls).toHaveLength(1);
+  });
 });
