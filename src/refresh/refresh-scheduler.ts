@@ -274,14 +274,17 @@ export class RefreshScheduler {
     const waiting = jobPriority('waiting');
     // A request's cards are mostly one job: each job is looked at once, whatever its card count.
     const byGroup = new Map<string, CardRef[]>();
-    for (const { ref, group } of targets) byGroup.set(group.name, [...(byGroup.get(group.name) ?? []), ref]);
+    for (const { ref, group } of targets) {
+      const refs = byGroup.get(group.name);
+      if (refs) refs.push(ref);
+      else byGroup.set(group.name, [ref]);
+    }
     await Promise.all(
       [...byGroup].map(async ([name, refs]) => {
         const queue = this.#queues.get(name);
         if (!queue) return;
-        const owners = new Set(await this.#singleFlight.owners(refs));
-        owners.delete(null);
-        await Promise.all([...owners].map((jobId) => this.#reprioritize(queue, jobId!, (current) => current === waiting, background)));
+        const jobIds = new Set((await this.#singleFlight.owners(refs)).filter((owner): owner is string => owner !== null));
+        await Promise.all([...jobIds].map((jobId) => this.#reprioritize(queue, jobId, (current) => current === waiting, background)));
       }),
     );
   }
