@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type { RedisClient } from '../redis/connections.js';
-import type { CardRef } from '../core/card-ref.js';
+import { cardRefId, type CardRef } from '../core/card-ref.js';
 import { jobPriority, type RefreshTrigger, type RefreshUrgency } from '../core/refresh-trigger.js';
 import type { KeyLayout } from '../redis/keys.js';
 import { sameGroup, type UpstreamGroup } from '../config/upstream-groups.js';
@@ -268,22 +268,26 @@ export class RefreshScheduler {
    * requests waiting right now are ahead (newest demand first). A request that joins such a job
    * later raises it again. Single-flight is untouched: the job and its markers stay.
    * The targets are one request's cards: one customer, so their markers share a slot (as for `schedule`).
+   * @param queued what the request's own `schedule` call queued: those cards' jobs are known, not read
    */
-  async lower(targets: readonly RefreshTarget[]): Promise<void> {
+  async lower(targets: readonly RefreshTarget[], queued: readonly QueuedRefresh[] = []): Promise<void> {
     const background = jobPriority('background');
     const waiting = jobPriority('waiting');
+    const known = new Map(queued.map((q) => [cardRefId(q.ref), q.jobId]));
     // A request's cards are mostly one job: each job is looked at once, whatever its card count.
-    const byGroup = new Map<string, CardRef[]>();
+    const byGroup = new Map<string, { jobIds: Set<string>; unknown: CardRef[] }>();
     for (const { ref, group } of targets) {
-      const refs = byGroup.get(group.name);
-      if (refs) refs.push(ref);
-      else byGroup.set(group.name, [ref]);
+      let jobs = byGroup.get(group.name);
+      if (!jobs) byGroup.set(group.name, (jobs = { jobIds: new Set(), unknown: [] }));
+      const jobId = known.get(cardRefId(ref));
+      if (jobId === undefined) jobs.unknown.push(ref);
+      else jobs.jobIds.add(jobId);
     }
     await Promise.all(
-      [...byGroup].map(async ([name, refs]) => {
+      [...byGroup].map(async ([name, { jobIds, unknown }]) => {
         const queue = this.#queues.get(name);
         if (!queue) return;
-        const jobIds = new Set((await this.#singleFlight.owners(refs)).filter((owner): owner is string => owner !== null));
+        if (unknown.length > 0) for (const owner of await this.#singleFlight.owners(unknown)) if (owner !== null) jobIds.add(owner);
         await Promise.all([...jobIds].map((jobId) => this.#reprioritize(queue, jobId, (current) => current === waiting, background)));
       }),
     );

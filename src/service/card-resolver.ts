@@ -27,7 +27,7 @@ import type { UpstreamGroup, UpstreamGroups } from '../config/upstream-groups.js
 import type { CardStore } from '../redis/card-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RefreshNotifier } from '../refresh/refresh-notifier.js';
-import type { RefreshContext, RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
+import type { QueuedRefresh, RefreshContext, RefreshScheduler, RefreshTarget } from '../refresh/refresh-scheduler.js';
 import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher.js';
 import type { JobWatch } from '../refresh/job-watch.js';
 import type { CacheHealth } from './cache-health.js';
@@ -269,11 +269,12 @@ export class CardResolver {
     const d = this.#d;
     const { budget, timer } = budgetUntil(deadline, d.clock);
     let unwatch: (() => void) | undefined;
+    let queued: QueuedRefresh[] = [];
     try {
       // Register before enqueueing, so an outcome announced at once is not missed.
       const waits = waiting.map((item) => d.notifier.wait(cardRefId(item.ref), budget.signal));
       try {
-        const queued = await d.scheduler.schedule(context, toRefresh, { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
+        queued = await d.scheduler.schedule(context, toRefresh, { force, now: readAt, trigger: force ? 'reload' : 'request', urgency: 'waiting' });
         unwatch = d.jobWatch?.watch(targetsOf(waiting), queued);
       } catch (err) {
         this.#warnings.warn(err, {}, 'could not enqueue refresh: calling upstreams directly');
@@ -303,7 +304,7 @@ export class CardResolver {
       });
       if (givenUp.length > 0) {
         // Nobody waits for these any more: behind every request that does (newest demand first).
-        d.scheduler.lower(targetsOf(givenUp)).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not lower refresh priority'));
+        d.scheduler.lower(targetsOf(givenUp), queued).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not lower refresh priority'));
       }
       return { answers, degraded: false };
     } finally {

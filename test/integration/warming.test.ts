@@ -165,7 +165,7 @@ describe('fair to the newest agent (a storm of new customers)', () => {
 
   it('lowers each job once, however many of its cards the request waited for', async () => {
     // The first job takes the only upstream slot and holds it past the test; the rest stay queued.
-    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 3000 }));
+    const legacy = await startTestUpstream((call) => ({ body: cardsReply(call), delayMs: 4000 }));
     const config = testConfig(legacy.url, {
       budgetMs: 500,
       upstreams: { legacy: { url: legacy.url, concurrency: 1, timeoutMs: 5000 } },
@@ -182,6 +182,13 @@ describe('fair to the newest agent (a storm of new customers)', () => {
     // BullMQ counts every placement of a prioritized job: six adds, then one move per queued job.
     // Lowered once per card, each of the five would have been moved three times (6 + 15).
     expect(Number(await proxy.redis.get(`${queue}:pc`))).toBe(6 + 5);
+    // A second look at a queued customer joins its job: raised to waiting, then, its budget spent
+    // too, lowered again through the markers (the job is not its own): two moves more.
+    const owner = (await proxy.store.inflightOwners([{ workspaceId: 'w_test', customerId: 'm_5', threadId: null, cardKey: 'alpha' }]))[0]!;
+    const again = await postCards(proxy, cardsBody(['alpha', 'beta', 'gamma'], 'm_5'));
+    expect(again.body.cards.map(textOf)).toEqual(Array(3).fill('Loading…'));
+    await eventually(async () => Number(await proxy.redis.hget(`${queue}:${owner}`, 'priority')) === 2, 3000, 'the joined job lowered again');
+    expect(Number(await proxy.redis.get(`${queue}:pc`))).toBe(6 + 5 + 2);
     expect(legacy.calls).toHaveLength(1);
   });
 });
