@@ -21,6 +21,7 @@ import { WORKSPACE_ID, cardKeys, postCards, scrapeMetrics, sumBy } from './lib/c
 import { cardRedisKey, countExisting, openEnv, pool } from './lib/env.mjs';
 import { startBaseline } from './lib/baseline.mjs';
 import { closedLoop as closedLoopGenerator, pacedLoop } from './lib/wrk-load.mjs';
+import { startWireCapture } from './lib/wire-latency.mjs';
 import { cpuPinning, fmt, median, processCpuSplitMs, table, target, waitFor } from './lib/util.mjs';
 
 // BENCH_WARM_KEYS / BENCH_WARM_CONNECTIONS (comma-separated) narrow the matrix, e.g. to the headline 5 × 50.
@@ -93,6 +94,8 @@ function pacedSummary(runs) {
     lateP99: median(runs.map((x) => x.lateP99 ?? NaN)),
     serverP50: median(runs.map((x) => x.serverLatency?.p50 ?? NaN)),
     serverP99: median(runs.map((x) => x.serverLatency?.p99 ?? NaN)),
+    wireP50: median(runs.map((x) => x.wire?.p50 ?? NaN)),
+    wireP99: median(runs.map((x) => x.wire?.p99 ?? NaN)),
   };
 }
 
@@ -260,9 +263,15 @@ export async function runWarm(ctx, warm) {
             const rate = Math.max(50, Math.round(row.proxy.rps * fraction));
             const paced = [];
             const basePaced = [];
+            // Each run also captured on the wire, when tcpdump can (wire-latency.mjs): the servers' own latency.
+            const wired = async (server, what) => {
+              const capture = await startWireCapture(new URL(server.url).port, pin?.load);
+              const res = checked(await measuredLoad(openLoop, { ...spec(server.url, c, duration), rate }, server.pid), what);
+              return { ...res, wire: capture ? await capture.stop() : null };
+            };
             for (let r = 0; r < roundsOf(k, c); r++) {
-              paced.push(checked(await measuredLoad(openLoop, { ...spec(warm.serve.url, c, duration), rate }, warm.serve.pid), 'paced run (cardproxy)'));
-              basePaced.push(checked(await measuredLoad(openLoop, { ...spec(baseline.url, c, duration), rate }, baseline.pid), 'paced run (baseline)'));
+              paced.push(await wired(warm.serve, 'paced run (cardproxy)'));
+              basePaced.push(await wired(baseline, 'paced run (baseline)'));
             }
             row.openLoop.push({ fraction, rate, ...pacedSummary(paced), base: pacedSummary(basePaced) });
           }
@@ -290,10 +299,13 @@ export async function runWarm(ctx, warm) {
   // each, which flatters the ratio when it is the baseline.
   const baselineCapped = headline.base.busy < 0.9;
   const paced = headline.paced;
-  // wrk's open loop also measures the servers' own latency, without its own sending delays.
+  // wrk's open loop also measures the servers' own latency, without its own sending delays; the
+  // packets on the wire measure it without its receiving delays too, and are judged when captured.
   const serverLatency = Number.isFinite(paced.serverP99);
-  const openP99 = serverLatency ? paced.serverP99 : paced.p99;
-  const openBaseP99 = serverLatency ? paced.base.serverP99 : paced.base.p99;
+  const wire = Number.isFinite(paced.wireP99) && Number.isFinite(paced.base.wireP99);
+  const openP99 = wire ? paced.wireP99 : serverLatency ? paced.serverP99 : paced.p99;
+  const openBaseP99 = wire ? paced.base.wireP99 : serverLatency ? paced.base.serverP99 : paced.base.p99;
+  const judgedBy = wire ? ", the server's own, on the wire" : serverLatency ? ", the server's own" : '';
   const text = [
     table(
       ['keys', 'answer', 'conns', 'cardproxy req/s', 'p50 ms', 'p99 ms', 'baseline req/s', 'p50 ms', 'p99 ms', 'ratio', 'cardproxy CPU µs/req', 'baseline CPU µs/req', 'CPU ×', 'server busy (proxy / base)', 'load gen CPU (proxy / base)'],
@@ -302,13 +314,18 @@ export async function runWarm(ctx, warm) {
     '',
     `Open loop, 5 keys, requests evenly spaced over at most 50 connections, latency from when each request was due; ` +
       (serverLatency
-        ? "in brackets the servers' own latency, without what the load generator added (a request sent after it could have gone: the later of its due time and its connection's previous answer):"
+        ? "in brackets the servers' own latency, without what the load generator added (a request sent after it could have gone: the later of its due time and its connection's previous answer)" +
+          (wire ? ", and on the wire: from a request's first segment into the server's port to its answer's first segment out of it (tcpdump's timestamps on the loopback interface), without the generator's delays in reading answers either:" : ':')
         : 'the load generator sent a share of its requests over 2 ms late (counted in their latency):'),
     '',
     table(
       ['rate', 'cardproxy p50 ms', 'p99 ms', 'CPU µs/req', 'busy', 'baseline p50 ms', 'p99 ms', 'CPU µs/req', 'busy', 'load gen CPU', 'sent late'],
       headline.openLoop.map((o) => {
-        const latency = (side) => (serverLatency ? [`${fmt.ms(side.p50)} (${fmt.ms(side.serverP50)})`, `${fmt.ms(side.p99)} (${fmt.ms(side.serverP99)})`] : [fmt.ms(side.p50), fmt.ms(side.p99)]);
+        const onWire = (side, p) => (wire ? `; wire ${fmt.ms(side[p])}` : '');
+        const latency = (side) =>
+          serverLatency
+            ? [`${fmt.ms(side.p50)} (${fmt.ms(side.serverP50)}${onWire(side, 'wireP50')})`, `${fmt.ms(side.p99)} (${fmt.ms(side.serverP99)}${onWire(side, 'wireP99')})`]
+            : [fmt.ms(side.p50), fmt.ms(side.p99)];
         return [
           `${fmt.int(o.rate)} req/s (${fmt.pct(o.fraction)} of cardproxy's closed loop)`,
           ...latency(o),
@@ -358,7 +375,7 @@ export async function runWarm(ctx, warm) {
         '≤ 2.00×',
       ),
       p99Target('warm p99 ≤ 5 ms (5 keys, 50 conns, closed loop at saturation)', headline.proxy.p99, headline.base.p99),
-      p99Target(`warm p99 ≤ 5 ms (5 keys, open loop at ${fmt.int(paced.rate)} req/s, ≤ 50 conns${serverLatency ? ", the server's own" : ''})`, openP99, openBaseP99),
+      p99Target(`warm p99 ≤ 5 ms (5 keys, open loop at ${fmt.int(paced.rate)} req/s, ≤ 50 conns${judgedBy})`, openP99, openBaseP99),
       target('warm throughput ≥ 50% of baseline (5 keys, 50 conns)', headline.ratio >= 0.5, fmt.pct(headline.ratio), '≥ 50%'),
       target('every warm lookup is a cache hit', fresh === total && total > 0, `${fmt.int(fresh)} / ${fmt.int(total)}`, 'all fresh'),
     ],
