@@ -267,7 +267,7 @@ export async function runWarm(ctx, warm) {
             const wired = async (server, what) => {
               const capture = await startWireCapture(new URL(server.url).port, pin?.load);
               const res = checked(await measuredLoad(openLoop, { ...spec(server.url, c, duration), rate }, server.pid), what);
-              return { ...res, wire: capture ? await capture.stop() : null };
+              return { ...res, wire: capture ? await capture.stop(res.total) : null };
             };
             for (let r = 0; r < roundsOf(k, c); r++) {
               paced.push(await wired(warm.serve, 'paced run (cardproxy)'));

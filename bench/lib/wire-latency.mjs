@@ -15,14 +15,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pinned, runTracked } from './load.mjs';
 import { percentileSorted } from './util.mjs';
+
+/** tcpdump's default buffer time-out (ms): captured packets reach it within this. */
+const BLOCK_TIMEOUT_MS = 1000;
 
 /**
  * Starts capturing the TCP segments to and from `port` on the loopback interface, on CPU `cpu`
  * (the load generator's, away from the server). Resolves once tcpdump listens, or null when it
  * cannot run here.
- * @returns { stop(): Promise<{ count, p50, p99, max } (ms) | null> } or null
+ * @returns { stop(expected): Promise<{ count, p50, p99, max } (ms) | null (packets were lost)> } or null
  */
 export async function startWireCapture(port, cpu) {
   const dir = mkdtempSync(join(tmpdir(), 'cardproxy-wire-'));
@@ -37,11 +41,15 @@ export async function startWireCapture(port, cpu) {
     return null;
   }
   // tcpdump says "listening on lo" on stderr once it captures; anything else first means it cannot.
+  // On exit it says how many packets the kernel dropped for want of buffer.
+  let dropped = 0;
   const listening = await new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), 5000);
     child.once('error', () => resolve(false));
     child.once('exit', () => resolve(false));
     createInterface({ input: child.stderr }).on('line', (line) => {
+      const drops = /^(\d+) packets? dropped by kernel/.exec(line);
+      if (drops) dropped = Number(drops[1]);
       if (line.includes('listening on')) {
         clearTimeout(timer);
         resolve(true);
@@ -54,13 +62,22 @@ export async function startWireCapture(port, cpu) {
     return null;
   }
   return {
-    async stop() {
+    /** @param expected the answers the load generator counted: a capture that paired 1 % fewer is refused */
+    async stop(expected) {
       try {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
+        // tcpdump hands captured packets over in blocks, at the latest after its 1 s buffer time-out,
+        // and an interrupt drops a block not yet handed over: wait for the last one first.
+        await sleep(BLOCK_TIMEOUT_MS + 200);
+        // `close`, not `exit`: its last stderr lines (the drop count) have been read by then.
+        const closed = new Promise((resolve) => child.once('close', resolve));
         child.kill('SIGINT'); // tcpdump writes what it buffered, then exits
-        await exited;
+        await closed;
+        // A missing segment would pair a request with a later answer: no figures rather than wrong ones.
+        if (dropped > 0) return null;
         const text = await runTracked(['tcpdump', '-r', file, '-nn', '-tt'], 60_000);
-        return latencies(text, String(port));
+        const wire = latencies(text, String(port));
+        // A request or two at either end of the capture may not pair; a lost block loses thousands.
+        return wire && wire.count >= expected * 0.99 ? wire : null;
       } catch {
         return null;
       } finally {
