@@ -94,8 +94,9 @@ function pacedSummary(runs) {
     lateP99: median(runs.map((x) => x.lateP99 ?? NaN)),
     serverP50: median(runs.map((x) => x.serverLatency?.p50 ?? NaN)),
     serverP99: median(runs.map((x) => x.serverLatency?.p99 ?? NaN)),
-    wireP50: median(runs.map((x) => x.wire?.p50 ?? NaN)),
-    wireP99: median(runs.map((x) => x.wire?.p99 ?? NaN)),
+    // Over the runs whose capture was complete (NaN when none was).
+    wireP50: median(runs.flatMap((x) => (x.wire ? [x.wire.p50] : []))),
+    wireP99: median(runs.flatMap((x) => (x.wire ? [x.wire.p99] : []))),
   };
 }
 
