@@ -91,7 +91,7 @@ export async function startWireCapture(port, cpu) {
  * Per client port, from the first segment carrying a request's bytes to the first segment carrying
  * its answer's (tcpdump -tt text: `<seconds> IP <src>.<port> > <dst>.<port>: Flags […], …, length N`).
  */
-export function latencies(text, serverPort) {
+function latencies(text, serverPort) {
   const sentAt = new Map();
   const ms = [];
   for (const line of text.split('\n')) {

@@ -184,8 +184,14 @@ describe('fair to the newest agent (a storm of new customers)', () => {
     expect(Number(await proxy.redis.get(`${queue}:pc`))).toBe(6 + 5);
     // A second look at a queued customer joins its job: raised to waiting, then, its budget spent
     // too, lowered again through the markers (the job is not its own): two moves more.
-    const owner = (await proxy.store.inflightOwners([{ workspaceId: 'w_test', customerId: 'm_5', threadId: null, cardKey: 'alpha' }]))[0]!;
-    const again = await postCards(proxy, cardsBody(['alpha', 'beta', 'gamma'], 'm_5'));
+    // (A queued one: the job that holds the upstream slot is active, and moves no more.)
+    const queuedJobs = new Set(await proxy.redis.zrange(`${queue}:prioritized`, '0', '-1'));
+    const customers = Array.from({ length: 6 }, (_, i) => `m_${i}`);
+    const owners = await proxy.store.inflightOwners(customers.map((customerId) => ({ workspaceId: 'w_test', customerId, threadId: null, cardKey: 'alpha' })));
+    const at = owners.findIndex((owner) => owner !== null && queuedJobs.has(owner));
+    expect(at).not.toBe(-1);
+    const owner = owners[at]!;
+    const again = await postCards(proxy, cardsBody(['alpha', 'beta', 'gamma'], customers[at]));
     expect(again.body.cards.map(textOf)).toEqual(Array(3).fill('Loading…'));
     await eventually(async () => Number(await proxy.redis.hget(`${queue}:${owner}`, 'priority')) === 2, 3000, 'the joined job lowered again');
     expect(Number(await proxy.redis.get(`${queue}:pc`))).toBe(6 + 5 + 2);
