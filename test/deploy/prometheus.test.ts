@@ -163,7 +163,7 @@ if (!installed && !underCi) {
         if (call.customerId === 'c_slow') return { body: cardsReply(call), delayMs: budgetMs + 300 };
         return { body: cardsReply(call) };
       });
-      [ports.serve, ports.worker, ports.prometheus] = await Promise.all([freePort(), freePort(), freePort()]);
+      [ports.serve, ports.worker] = await Promise.all([freePort(), freePort()]);
 
       const configFile = join(dir, 'cardproxy.json');
       writeFileSync(
@@ -228,14 +228,26 @@ if (!installed && !underCi) {
       );
       const check = spawnSync('promtool', ['check', 'config', promConfig], { encoding: 'utf8' });
       promtoolCheck = { status: check.status, output: `${check.stdout}${check.stderr}` };
-      prometheus = start('prometheus', 'prometheus', [
-        `--config.file=${promConfig}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
-        '--log.level=warn',
-      ]);
-      promUrl = `http://127.0.0.1:${ports.prometheus}`;
-      await waitFor(async () => (await fetch(`${promUrl}/-/ready`)).ok, 15_000, () => `Prometheus to be ready\n${logs()}`);
+      // Its port is taken just before it starts, and taken again when something else bound it in
+      // between (other test files open sockets all the time): a free port is only free a moment.
+      for (let attempt = 1; ; attempt++) {
+        ports.prometheus = await freePort();
+        const proc = start('prometheus', 'prometheus', [
+          `--config.file=${promConfig}`,
+          `--storage.tsdb.path=${join(dir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${ports.prometheus}`,
+          '--log.level=warn',
+        ]);
+        prometheus = proc;
+        promUrl = `http://127.0.0.1:${ports.prometheus}`;
+        const state = await waitFor(
+          async () => (proc.child.exitCode !== null ? 'exited' : (await fetch(`${promUrl}/-/ready`)).ok && 'ready'),
+          15_000,
+          () => `Prometheus to be ready\n${logs()}`,
+        );
+        if (state === 'ready') break;
+        if (attempt === 3 || !proc.output().includes('address already in use')) throw new Error(`Prometheus exited\n${logs()}`);
+      }
       // Three scrapes of each target, so that rate() over 1m has points; every rule evaluated.
       await waitFor(
         async () => {
