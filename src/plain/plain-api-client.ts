@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { RateWindow, rateLimitResetAt } from '../core/rate-window.js';
-import { describeFetchError, readBounded } from '../upstream/upstream-client.js';
+import { readBoundedBody } from '../upstream/bounded-body.js';
 import { VERSION } from '../version.js';
 
 /** How a call turned out; `rate_limited` and `error` are outcomes of cardproxy_plain_reloads_total. */
@@ -181,7 +181,9 @@ export class PlainApiClient {
       });
       status = response.status;
       resetHeader = response.headers.get('x-ratelimit-reset');
-      text = await readBounded(response, MAX_RESPONSE_BYTES);
+      const read = response.body ? await readBoundedBody(response.body, response.headers.get('content-length'), MAX_RESPONSE_BYTES, () => void response.body?.cancel().catch(() => {})) : { ok: true as const, text: '' };
+      if (!read.ok) throw new Error(read.detail);
+      text = read.text;
     } catch (err) {
       const detail = timeout.aborted ? `Plain's API did not answer within ${this.#timeoutMs} ms` : `request to Plain's API failed: ${describeFetchError(err)}`;
       return { kind: 'transient', detail };
@@ -216,4 +218,13 @@ function parseEnvelope(text: string): z.infer<typeof GraphQlEnvelope> | undefine
 /** Plain's error messages go into log lines: keep them short. */
 function clip(message: string): string {
   return message.length > 200 ? `${message.slice(0, 200)}…` : message;
+}
+
+/** The most telling cause of a failed fetch (e.g. ECONNREFUSED). */
+function describeFetchError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+    return cause?.code ?? cause?.message ?? err.message;
+  }
+  return String(err);
 }

@@ -3,10 +3,13 @@
  * forwarded workspace id, our User-Agent and optional signing. It classifies every outcome by
  * Plain's rules and never throws for an upstream's fault.
  */
+import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { parseUpstreamResponse, type UpstreamCardResult } from '../core/plain-protocol.js';
 import { signBody } from '../core/signature.js';
 import { classifyStatus, transportFailure, type UpstreamFailure } from '../core/upstream-failure.js';
 import { VERSION } from '../version.js';
+import { readBoundedBody } from './bounded-body.js';
 
 /** Where and how to call one card API (an upstream group). */
 export interface UpstreamTarget {
@@ -59,18 +62,18 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
   let status: number;
   let text: string;
   try {
-    const response = await fetch(target.url, { method: 'POST', headers, body, signal: combined, redirect: 'manual' });
-    status = response.status;
+    const response = await post(target.url, headers, body, combined);
+    status = response.statusCode ?? 0;
     if (status !== 200) {
-      await response.body?.cancel().catch(() => {});
+      response.destroy();
       return { ok: false, failure: classifyStatus(status), durationMs: elapsed() };
     }
-    const read = await readBody(response, MAX_RESPONSE_BYTES);
+    const read = await readBoundedBody(response, response.headers['content-length'], MAX_RESPONSE_BYTES, () => response.destroy());
     if (!read.ok) return { ok: false, failure: { kind: 'integration', detail: read.detail, status }, durationMs: elapsed() };
     text = read.text;
   } catch (err) {
     const timedOut = timeout.aborted;
-    return { ok: false, failure: transportFailure(timedOut, target.timeoutMs, describeFetchError(err)), durationMs: elapsed() };
+    return { ok: false, failure: transportFailure(timedOut, target.timeoutMs, describeRequestError(err)), durationMs: elapsed() };
   }
 
   let json: unknown;
@@ -84,54 +87,37 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
   return { ok: true, cards: parsed.cards, durationMs: elapsed() };
 }
 
-/** Reads a response body of at most `limit` bytes, as UTF-8 text (else throws). */
-export async function readBounded(response: Response, limit: number): Promise<string> {
-  const read = await readBody(response, limit);
-  if (!read.ok) throw new Error(read.detail);
-  return read.text;
-}
+/**
+ * Keep-alive connections per upstream, as fetch would keep them. An idle one is closed after 5 s,
+ * or sooner when the upstream's `Keep-Alive: timeout` says so; a call waiting for its answer is
+ * bounded by its own time-out, however long that is.
+ */
+const AGENTS = {
+  'http:': new HttpAgent({ keepAlive: true, scheduling: 'lifo', timeout: 5000 }),
+  'https:': new HttpsAgent({ keepAlive: true, scheduling: 'lifo', timeout: 5000 }),
+};
 
 /**
- * The body as text, or why it is refused: larger than `limit` (as declared or as sent; reading
- * stops there) or not UTF-8. Both are the upstream's integration errors, never retried: the same
- * request would get the same answer.
+ * POSTs `body` and resolves with the response once its head has arrived (redirects are not
+ * followed: a 3xx is the upstream's answer). node:http rather than fetch: in a loop, a call with
+ * fetch cost 2-3 times the CPU, and a worker's CPU per refresh job fell by 15-22 % without it
+ * (BENCHMARKS.md).
  */
-async function readBody(response: Response, limit: number): Promise<{ ok: true; text: string } | { ok: false; detail: string }> {
-  const tooLarge = { ok: false as const, detail: `upstream answered 200 with a body larger than ${limit} bytes` };
-  const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > limit) {
-    await response.body?.cancel().catch(() => {});
-    return tooLarge;
-  }
-  if (!response.body) return { ok: true, text: '' };
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return tooLarge;
-    }
-    chunks.push(value);
-  }
-  try {
-    return { ok: true, text: UTF8.decode(Buffer.concat(chunks)) };
-  } catch {
-    return { ok: false, detail: 'upstream answered 200 with a body that is not valid UTF-8' };
-  }
+function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+  const target = new URL(url);
+  const tls = target.protocol === 'https:';
+  const send = tls ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const options = { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, agent: AGENTS[tls ? 'https:' : 'http:'], signal };
+    const request = send(target, options, resolve);
+    request.on('error', reject);
+    request.end(body);
+  });
 }
 
-/** JSON is UTF-8 (RFC 8259 8.1): invalid bytes are an error, never silently replaced by U+FFFD. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** The most telling cause of a failed fetch (e.g. ECONNREFUSED). */
-export function describeFetchError(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
-    return cause?.code ?? cause?.message ?? err.message;
-  }
-  return String(err);
+/** The most telling cause of a failed call: a socket error's code (ECONNREFUSED), else its message. */
+function describeRequestError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  return syscall !== undefined && code !== undefined ? code : err.message;
 }
