@@ -8,7 +8,8 @@
  *
  * Needs `tcpdump` and the right to capture (root or CAP_NET_RAW); without them `startWireCapture`
  * resolves to null and the bench reports the generator's figures alone. The pairing assumes one
- * request in flight per connection, which is how the open loop sends (bench/lib/wrk-paced.lua).
+ * request in flight per connection, which is how the open loop (bench/lib/wrk-paced.lua) and the
+ * cold storm's closed loop send.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,7 +27,7 @@ const BLOCK_TIMEOUT_MS = 1000;
  * Starts capturing the TCP segments to and from `port` on the loopback interface, on CPU `cpu`
  * (the load generator's, away from the server). Resolves once tcpdump listens, or null when it
  * cannot run here.
- * @returns { stop(expected): Promise<{ count, p50, p99, max } (ms) | null (packets were lost)> } or null
+ * @returns { stop(expected): Promise<{ count, p50, p99, max, firstMax, laterMax } (ms) | null (packets were lost)> } or null
  */
 export async function startWireCapture(port, cpu) {
   const dir = mkdtempSync(join(tmpdir(), 'cardproxy-wire-'));
@@ -90,10 +91,15 @@ export async function startWireCapture(port, cpu) {
 /**
  * Per client port, from the first segment carrying a request's bytes to the first segment carrying
  * its answer's (tcpdump -tt text: `<seconds> IP <src>.<port> > <dst>.<port>: Flags […], …, length N`).
+ * `firstMax` is the slowest of each connection's first answer, `laterMax` of all the others: when
+ * every connection opens at once, the first answers are a fresh process's first wave.
  */
 function latencies(text, serverPort) {
   const sentAt = new Map();
+  const answered = new Set();
   const ms = [];
+  let firstMax = 0;
+  let laterMax = 0;
   for (const line of text.split('\n')) {
     const m = /^(\d+\.\d+) IP [\d.]+\.(\d+) > [\d.]+\.(\d+): .* length (\d+)/.exec(line);
     if (!m || m[4] === '0') continue;
@@ -101,11 +107,15 @@ function latencies(text, serverPort) {
     if (to === serverPort) {
       if (!sentAt.has(from)) sentAt.set(from, Number(at));
     } else if (from === serverPort && sentAt.has(to)) {
-      ms.push((Number(at) - sentAt.get(to)) * 1000);
+      const latency = (Number(at) - sentAt.get(to)) * 1000;
+      ms.push(latency);
       sentAt.delete(to);
+      if (answered.has(to)) laterMax = Math.max(laterMax, latency);
+      else firstMax = Math.max(firstMax, latency);
+      answered.add(to);
     }
   }
   if (ms.length === 0) return null;
   ms.sort((a, b) => a - b);
-  return { count: ms.length, p50: percentileSorted(ms, 50), p99: percentileSorted(ms, 99), max: ms.at(-1) };
+  return { count: ms.length, p50: percentileSorted(ms, 50), p99: percentileSorted(ms, 99), max: ms.at(-1), firstMax, laterMax };
 }
