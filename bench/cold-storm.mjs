@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { answeredMsFromLog, cardKeys, logMessageCounts, scrapeMetrics, sumBy } from './lib/cardproxy.mjs';
 import { openEnv } from './lib/env.mjs';
 import { runLoad } from './lib/load.mjs';
-import { startWireCapture } from './lib/wire-latency.mjs';
+import { whileCapturing } from './lib/wire-latency.mjs';
 import { amplification, fmt, percentileSorted, table, target, waitFor } from './lib/util.mjs';
 
 const BUDGET_MS = 1000;
@@ -30,15 +30,12 @@ async function stormOnce(ctx, layout) {
   });
   try {
     const proc = env.procs[0];
-    const capture = await startWireCapture(new URL(proc.url).port);
-    const load = await runLoad({
-      url: `${proc.url}/cards`,
-      connections,
-      amount: requests,
-      keys,
-      customers: { prefix: `cs-${layout}-`, offset: 0 },
-    });
-    const wire = capture ? await capture.stop(load.total) : null;
+    const { result: load, wire } = await whileCapturing(
+      new URL(proc.url).port,
+      undefined,
+      () => runLoad({ url: `${proc.url}/cards`, connections, amount: requests, keys, customers: { prefix: `cs-${layout}-`, offset: 0 } }),
+      (res) => res.total,
+    );
     const expected = load.total * keys.length;
     // Let the background refreshes finish: every requested card loaded, then the upstream quiet.
     const drainStarted = Date.now();

@@ -21,7 +21,7 @@ import { WORKSPACE_ID, cardKeys, postCards, scrapeMetrics, sumBy } from './lib/c
 import { cardRedisKey, countExisting, openEnv, pool } from './lib/env.mjs';
 import { startBaseline } from './lib/baseline.mjs';
 import { closedLoop as closedLoopGenerator, pacedLoop } from './lib/wrk-load.mjs';
-import { startWireCapture } from './lib/wire-latency.mjs';
+import { whileCapturing } from './lib/wire-latency.mjs';
 import { cpuPinning, fmt, median, processCpuSplitMs, table, target, waitFor } from './lib/util.mjs';
 
 // BENCH_WARM_KEYS / BENCH_WARM_CONNECTIONS (comma-separated) narrow the matrix, e.g. to the headline 5 × 50.
@@ -266,9 +266,13 @@ export async function runWarm(ctx, warm) {
             const basePaced = [];
             // Each run also captured on the wire, when tcpdump can (wire-latency.mjs): the servers' own latency.
             const wired = async (server, what) => {
-              const capture = await startWireCapture(new URL(server.url).port, pin?.load);
-              const res = checked(await measuredLoad(openLoop, { ...spec(server.url, c, duration), rate }, server.pid), what);
-              return { ...res, wire: capture ? await capture.stop(res.total) : null };
+              const { result, wire } = await whileCapturing(
+                new URL(server.url).port,
+                pin?.load,
+                async () => checked(await measuredLoad(openLoop, { ...spec(server.url, c, duration), rate }, server.pid), what),
+                (res) => res.total,
+              );
+              return { ...result, wire };
             };
             for (let r = 0; r < roundsOf(k, c); r++) {
               paced.push(await wired(warm.serve, 'paced run (cardproxy)'));

@@ -29,7 +29,7 @@ const BLOCK_TIMEOUT_MS = 1000;
  * cannot run here.
  * @returns { stop(expected): Promise<{ count, p50, p99, max, firstMax, laterMax } (ms) | null (packets were lost)> } or null
  */
-export async function startWireCapture(port, cpu) {
+async function startWireCapture(port, cpu) {
   const dir = mkdtempSync(join(tmpdir(), 'cardproxy-wire-'));
   const file = join(dir, 'capture.pcap');
   // A snap length of 96 bytes keeps the headers only; a 4 MiB buffer keeps up with 10,000 req/s.
@@ -86,6 +86,23 @@ export async function startWireCapture(port, cpu) {
       }
     },
   };
+}
+
+/**
+ * Runs `run` (a load) while capturing `port` on CPU `cpu`; the capture ends however the load does.
+ * @param answersOf the answers the load generator counted, from `run`'s result
+ * @returns { result, wire }: wire as `stop` gives it, or null when nothing was captured
+ */
+export async function whileCapturing(port, cpu, run, answersOf) {
+  const capture = await startWireCapture(port, cpu);
+  let result;
+  try {
+    result = await run();
+  } catch (err) {
+    await capture?.stop(Infinity);
+    throw err;
+  }
+  return { result, wire: capture ? await capture.stop(answersOf(result)) : null };
 }
 
 /**
