@@ -181,7 +181,7 @@ export class PlainApiClient {
       });
       status = response.status;
       resetHeader = response.headers.get('x-ratelimit-reset');
-      const read = response.body ? await readBoundedBody(response.body, response.headers.get('content-length'), MAX_RESPONSE_BYTES, () => void response.body?.cancel().catch(() => {})) : { ok: true as const, text: '' };
+      const read = response.body ? await readBoundedBody(response.body, `Plain's API answered HTTP ${status}`, response.headers.get('content-length'), MAX_RESPONSE_BYTES, () => void response.body?.cancel().catch(() => {})) : { ok: true as const, text: '' };
       if (!read.ok) throw new Error(read.detail);
       text = read.text;
     } catch (err) {

@@ -12,12 +12,19 @@ export type BodyRead = { readonly ok: true; readonly text: string } | { readonly
  * The body as text, or why it is refused: larger than `limit` (as declared or as sent; reading
  * stops there) or not UTF-8. Both are the upstream's integration errors, never retried: the same
  * request would get the same answer.
+ * @param answered who answered what, to begin the reason with ("upstream answered 200")
  * @param declared the Content-Length header, when there is one
  * @param stop ends the transfer of a body refused for its declared length, before it is read (one
  *   refused while it is read ends as the loop is left: both kinds of stream stop on that)
  */
-export async function readBoundedBody(chunks: AsyncIterable<Uint8Array>, declared: string | null | undefined, limit: number, stop: () => void): Promise<BodyRead> {
-  const tooLarge = { ok: false as const, detail: `upstream answered 200 with a body larger than ${limit} bytes` };
+export async function readBoundedBody(
+  chunks: AsyncIterable<Uint8Array>,
+  answered: string,
+  declared: string | null | undefined,
+  limit: number,
+  stop: () => void,
+): Promise<BodyRead> {
+  const tooLarge = { ok: false as const, detail: `${answered} with a body larger than ${limit} bytes` };
   if (Number(declared ?? 0) > limit) {
     stop();
     return tooLarge;
@@ -32,6 +39,6 @@ export async function readBoundedBody(chunks: AsyncIterable<Uint8Array>, declare
   try {
     return { ok: true, text: UTF8.decode(parts.length === 1 ? parts[0] : Buffer.concat(parts, size)) };
   } catch {
-    return { ok: false, detail: 'upstream answered 200 with a body that is not valid UTF-8' };
+    return { ok: false, detail: `${answered} with a body that is not valid UTF-8` };
   }
 }

@@ -68,7 +68,7 @@ export async function callUpstream(target: UpstreamTarget, call: UpstreamCall, s
       response.destroy();
       return { ok: false, failure: classifyStatus(status), durationMs: elapsed() };
     }
-    const read = await readBoundedBody(response, response.headers['content-length'], MAX_RESPONSE_BYTES, () => response.destroy());
+    const read = await readBoundedBody(response, 'upstream answered 200', response.headers['content-length'], MAX_RESPONSE_BYTES, () => response.destroy());
     if (!read.ok) return { ok: false, failure: { kind: 'integration', detail: read.detail, status }, durationMs: elapsed() };
     text = read.text;
   } catch (err) {

@@ -52,6 +52,17 @@ describe('PlainApiClient', () => {
     expect(plain.calls).toHaveLength(3);
   });
 
+  it('refuses an answer over 4 MiB, saying it was Plain\'s', async () => {
+    const plain = await startFakePlainApi();
+    plain.reply(() => ({ rawBody: 'x'.repeat(4 * 1024 * 1024 + 1) }));
+    expect(await client(plain).customerCardConfigs()).toEqual({
+      ok: false,
+      outcome: 'error',
+      detail: "request to Plain's API failed: Plain's API answered HTTP 200 with a body larger than 4194304 bytes",
+    });
+    expect(plain.calls).toHaveLength(2); // a failed read is tried once more, as a dropped connection is
+  });
+
   it('gives each attempt its time-out and tries once more', async () => {
     const plain = await startFakePlainApi({ configs: [{ id: 'cc_alpha', key: 'alpha' }] });
     plain.reply(() => ({ delayMs: 1000, body: {} }));
