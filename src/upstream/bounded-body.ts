@@ -10,8 +10,8 @@ export type BodyRead = { readonly ok: true; readonly text: string } | { readonly
 
 /**
  * The body as text, or why it is refused: larger than `limit` (as declared or as sent; reading
- * stops there) or not UTF-8. Both are the upstream's integration errors, never retried: the same
- * request would get the same answer.
+ * stops there) or not UTF-8. How a refusal counts is the caller's: a card API's is an integration
+ * error, never retried (the same request would get the same answer).
  * @param answered who answered what, to begin the reason with ("upstream answered 200")
  * @param declared the Content-Length header, when there is one
  * @param stop ends the transfer of a body refused for its declared length, before it is read (one
