@@ -66,6 +66,11 @@ const ListenSchema = z
     tls: TlsSchema.nullable().default(null),
     /** A second, plain-HTTP port with only /healthz, /readyz and /metrics, for probes and Prometheus. */
     opsPort: int(0, 65535).nullable().default(null),
+    /**
+     * Listening sockets on `port` (SO_REUSEPORT), each accepting one new connection per turn of the
+     * event loop (src/http/acceptors.ts); 1: one socket.
+     */
+    acceptors: int(1, 64).default(16),
   })
   .superRefine((listen, ctx) => {
     if (!isRecord(listen)) return;

@@ -3,7 +3,7 @@
  * workers and the HTTP app, for one of the roles `start` (server and worker), `serve` or
  * `worker`. Owns their shutdown, in dependency order.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyListenOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
@@ -35,6 +35,7 @@ import type { WebhookRouteOptions } from '../http/routes/webhooks.js';
 import { buildApp, buildOpsApp } from '../http/app.js';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { httpsServerOptions, readTlsFiles } from '../http/tls.js';
+import { openAcceptors, reusePortSupported, type Acceptors } from '../http/acceptors.js';
 
 export type Role = 'start' | 'serve' | 'worker';
 
@@ -242,15 +243,20 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
 
   let url: string | null = null;
   let opsUrl: string | null = null;
+  let acceptors: Acceptors | undefined;
   if (opts.listen !== false) {
-    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const wanted = reusePortSupported() ? config.listen.acceptors : 1;
+    // Fastify passes `reusePort` on to node:net (its types do not name it).
+    const listen: FastifyListenOptions & { reusePort?: boolean } = { host: config.listen.host, port: config.listen.port, ...(wanted > 1 ? { reusePort: true } : {}) };
+    await app.listen(listen);
+    acceptors = await openAcceptors(app.server, wanted, log);
     url = listeningUrl(app, tls ? 'https' : 'http');
     if (opsApp && config.listen.opsPort !== null) {
       await opsApp.listen({ host: config.listen.host, port: config.listen.opsPort });
       opsUrl = listeningUrl(opsApp, 'http');
     }
     log.info(
-      { role, url, opsUrl, clientCertificate: tlsConfig?.clientCertificate ?? null, upstreams: groups.groups.map((g) => g.name), cards: [...policies.keys()] },
+      { role, url, opsUrl, acceptors: acceptors.count, clientCertificate: tlsConfig?.clientCertificate ?? null, upstreams: groups.groups.map((g) => g.name), cards: [...policies.keys()] },
       'cardproxy listening',
     );
   }
@@ -303,6 +309,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   const close = () =>
     (closing ??= (async () => {
       log.info({ role }, 'shutting down');
+      acceptors?.close();
       await Promise.all([app.close(), opsApp?.close()]);
       clearInterval(concurrencyTimer);
       stopTrimming?.();

@@ -42,7 +42,7 @@ describe('parseConfig: defaults', () => {
   it('fills in every default of SPEC section 4 for a minimal config', () => {
     const config = parseConfig(minimal(), NO_ENV);
     expect(config).toEqual({
-      listen: { host: '0.0.0.0', port: 8080, tls: null, opsPort: null },
+      listen: { host: '0.0.0.0', port: 8080, tls: null, opsPort: null, acceptors: 16 },
       redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'cardproxy', clusterNodes: [] },
       plain: { signingSecrets: [], api: null },
       admin: { token: null },
@@ -81,7 +81,7 @@ describe('parseConfig: defaults', () => {
       { ...minimal(), listen: { port: 9000 }, defaults: { ttlSeconds: 60 }, worker: { lockDurationMs: 2000 } },
       NO_ENV,
     );
-    expect(config.listen).toEqual({ host: '0.0.0.0', port: 9000, tls: null, opsPort: null });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 9000, tls: null, opsPort: null, acceptors: 16 });
     expect(config.defaults.ttlSeconds).toBe(60);
     expect(config.defaults.staleSeconds).toBe(86400);
     expect(config.worker).toEqual({ lockDurationMs: 2000, stalledIntervalMs: 5000, concurrencyCheckIntervalMs: 5000 });
@@ -414,7 +414,7 @@ describe('environment', () => {
     const raw = { ...minimal(), redis: { url: 'redis://configured:6379', keyPrefix: 'p' }, listen: { host: '127.0.0.1', port: 8080 } };
     const config = parseConfig(raw, { REDIS_URL: 'redis://from-env:6380/2', PORT: '9123' });
     expect(config.redis).toEqual({ url: 'redis://from-env:6380/2', keyPrefix: 'p', clusterNodes: [] });
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9123, tls: null, opsPort: null });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9123, tls: null, opsPort: null, acceptors: 16 });
 
     const bare = parseConfig(minimal(), { REDIS_URL: 'rediss://tls:6379', PORT: '0' });
     expect(bare.redis.url).toBe('rediss://tls:6379');
@@ -613,6 +613,7 @@ describe('listen.tls and listen.opsPort', () => {
       host: '0.0.0.0',
       port: 8080,
       opsPort: 9090,
+      acceptors: 16,
       tls: { ...tls, clientCertificate: 'off', clientCaFiles: [] },
     });
     for (const clientCertificate of ['request', 'require']) {

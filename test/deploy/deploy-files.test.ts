@@ -245,7 +245,7 @@ const prometheus = readYaml('deploy/prometheus/prometheus.yml');
 describe('deploy/cardproxy.compose.json', () => {
   it('validates with parseConfig given the environment compose passes', () => {
     expect(composeConfig.budgetMs).toBe(2000);
-    expect(composeConfig.listen).toEqual({ host: '0.0.0.0', port: 8080, tls: null, opsPort: null });
+    expect(composeConfig.listen).toEqual({ host: '0.0.0.0', port: 8080, tls: null, opsPort: null, acceptors: 16 });
     expect(composeConfig.redis.url).toBe('redis://redis:6379');
     expect(composeConfig.admin.token).toBe(COMPOSE_ENV.CARDPROXY_ADMIN_TOKEN);
     expect(composeConfig.plain.signingSecrets).toEqual([COMPOSE_ENV.PLAIN_SIGNING_SECRET]);
