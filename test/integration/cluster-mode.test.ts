@@ -16,7 +16,6 @@ import { admin } from '../helpers/admin-client.js';
 import { startCli, stopCliProcesses } from '../helpers/cli-process.js';
 import { deleteAllDerivedKeys, snapshotDerivedKeys } from '../helpers/derived-keys.js';
 import { cardsReply, customersCalled, textOf } from '../helpers/fake-upstream.js';
-import { freePort } from '../helpers/free-port.js';
 import {
   cardsBody,
   cleanupProxies,
@@ -101,14 +100,15 @@ describe.skipIf(nodes.length === 0)('on a Redis Cluster', () => {
     // The file names no cluster (and shards the log 16 ways, as cluster mode would by default).
     const file = writeConfig(config, { redis: { url: 'redis://127.0.0.1:1', keyPrefix: config.redis.keyPrefix }, events: { shards: 16 } });
     const env = { REDIS_CLUSTER_NODES: nodes.join(','), LOG_LEVEL: 'info' };
-    const ports = [await freePort(), await freePort()];
-    const servers = ports.map((port) => startCli(['serve', '--config', file], { ...env, PORT: String(port) }));
-    const worker = startCli(['worker', '--config', file], { ...env, PORT: String(await freePort()) });
-    await Promise.all([...servers, worker].map((p) => p.waitForLine('cardproxy listening', { timeoutMs: 20_000 })));
+    // Port 0: each process says where it listens (a port found free first may be taken meanwhile).
+    const servers = [0, 1].map(() => startCli(['serve', '--config', file], { ...env, PORT: '0' }));
+    const worker = startCli(['worker', '--config', file], { ...env, PORT: '0' });
+    const listening = await Promise.all([...servers, worker].map((p) => p.waitForLine('cardproxy listening', { timeoutMs: 20_000 })));
+    const urls = listening.slice(0, 2).map((line) => String(line.url));
 
     const answers = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
-        const res = await fetch(`http://127.0.0.1:${ports[i % 2]}/cards`, {
+        const res = await fetch(`${urls[i % 2]}/cards`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'plain-workspace-id': 'w_test' },
           body: JSON.stringify(cardsBody(['alpha', 'beta'], 'c_fleet')),
