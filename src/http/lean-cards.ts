@@ -12,7 +12,8 @@
  * kernel's socket work for the others had pushed it out of the CPU's caches (the HMAC alone: 10-20
  * µs in place, 2 µs in a loop). Back to back, only the first request of a turn pays that; this cut
  * a warm request's CPU by about a quarter (BENCHMARKS.md). The delay it adds is the rest of the
- * turn's reads, which the answers would have waited for anyway behind one another.
+ * turn's reads, which the answers would have waited for anyway behind one another. A turn answers
+ * for about a millisecond at most (turn-slice.ts), and leaves the rest to the next turn.
  *
  * Every request it does not take goes to Fastify untouched, body unread: other methods and URLs
  * (a query string too), a server that is closing (Fastify answers 503), a `request`-mode TLS
@@ -28,6 +29,7 @@ import type { ClientCertificateMode } from '../config/schema.js';
 import { CACHE_STATUS_HEADER } from './cache-status.js';
 import { INTERNAL_ERROR, type ErrorBody } from './errors.js';
 import { CARDS_CONTENT_TYPE, MAX_BODY_BYTES, type CardsAnswer, type CardsEndpoint } from './routes/cards.js';
+import { ANSWER_SLICE_MS, runSlice } from './turn-slice.js';
 
 /** What happens after every answer, on either path (metrics, the rejected-request line). */
 export interface AnsweredRequest {
@@ -59,6 +61,8 @@ export interface LeanCardsOptions {
 }
 
 const CONTENT_LENGTH = /^[1-9][0-9]{0,7}$/;
+
+const monotonicNow = (): number => performance.now();
 
 /** The error of a request whose client went away mid-body (one function for all of them). */
 function ignore(): void {}
@@ -94,15 +98,25 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
     const batch = read;
     read = [];
     const answers = new Array<CardsAnswer | Promise<CardsAnswer> | { failed: unknown }>(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const r = batch[i]!;
-      try {
-        answers[i] = endpoint.answer(r.raw, r.req.headers, r.reqId, r.receivedAt);
-      } catch (err) {
-        answers[i] = { failed: err };
-      }
+    const answered = runSlice(
+      batch,
+      (r, i) => {
+        try {
+          answers[i] = endpoint.answer(r.raw, r.req.headers, r.reqId, r.receivedAt);
+        } catch (err) {
+          answers[i] = { failed: err };
+        }
+      },
+      ANSWER_SLICE_MS,
+      monotonicNow,
+    );
+    if (answered < batch.length) {
+      // The rest go first in the next turn, after its I/O (which may have read more: then that
+      // turn's listener has already asked for this call).
+      if (read.length === 0) setImmediate(answerRead);
+      read = batch.slice(answered).concat(read);
     }
-    for (let i = 0; i < batch.length; i++) {
+    for (let i = 0; i < answered; i++) {
       const r = batch[i]!;
       const answer = answers[i]!;
       try {
