@@ -59,6 +59,8 @@ export class Metrics {
   #queueDepth: QueueDepthSource | undefined;
   #nearCache: NearCache | undefined;
   #logLinesDropped: () => number = () => 0;
+  /** The budget reserve of a request that would wait now (ms); unset in a process that serves no /cards. */
+  #budgetReserveMs: (() => number) | undefined;
   /**
    * The per-card counters of the warm path are plain numbers per label set, added to the
    * prom-client counters at scrape time (see CardTally): prom-client hashes the labels on every
@@ -223,6 +225,15 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
+    new Gauge({
+      name: 'cardproxy_budget_reserve_seconds',
+      help: 'How much of budgetMs a /cards request that waits for a refresh keeps back for answering: 5 % of the budget (25-100 ms) plus how late recent waits ended (halving every 5 s), at most a quarter of it. Above the 5 %, the event loop answers late (overload).',
+      registers,
+      collect() {
+        const reserve = metrics.#budgetReserveMs;
+        if (reserve) this.set(reserve() / 1000);
+      },
+    });
     counterReading(
       registers,
       'cardproxy_log_lines_dropped_total',
@@ -278,6 +289,11 @@ export class Metrics {
   /** Where the dropped-log-lines counter reads its count at scrape time. */
   setLogDrops(source: () => number): void {
     this.#logLinesDropped = source;
+  }
+
+  /** Where the budget-reserve gauge reads the current reserve (ms) at scrape time. */
+  setBudgetReserve(source: () => number): void {
+    this.#budgetReserveMs = source;
   }
 
   /** The near cache whose size and hit counts the near-cache metrics read at scrape time. */

@@ -210,6 +210,7 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
     jobWatch = new JobWatch({ redis, keys, store, metrics, log: log.child({ component: 'refresh-scheduler' }) });
     health = new CacheHealth(redis);
     const resolver = new CardResolver({ store, scheduler, notifier, direct, jobWatch, health, policies, groups, clock, metrics, log: log.child({ component: 'cards' }), budgetMs: config.budgetMs });
+    metrics.setBudgetReserve(() => resolver.reserveMs(clock.now()));
     cards = {
       resolver,
       get signingSecrets() {

@@ -32,6 +32,7 @@ import type { DirectOutcome, DirectRefresher } from '../refresh/direct-refresher
 import type { JobWatch } from '../refresh/job-watch.js';
 import type { CacheHealth } from './cache-health.js';
 import { RepeatedWarnings } from '../observability/repeated-warnings.js';
+import { baseReserveMs, LatenessPeak, reserveMs } from '../core/budget-reserve.js';
 
 /** One card of the response to Plain. */
 export interface PlainCard {
@@ -74,14 +75,6 @@ export interface ResolverDeps {
 }
 
 /**
- * Kept back from the budget for the final cache read and the response itself: 5 % of it, 25 to
- * 100 ms. Under load timers fire late, so the waiting ends early enough to answer in time.
- */
-export function reserveMs(budgetMs: number): number {
-  return Math.min(100, Math.max(25, Math.round(budgetMs * 0.05)));
-}
-
-/**
  * A request's budget: aborts at `deadline` (clock ms) unless cleared. Each card the request waits
  * for listens to it once at most (its refresh's outcome; with Redis gone, the upstream call it is
  * in), and the request itself once: past Node's default of 10 listeners (a request may ask for 25
@@ -109,6 +102,9 @@ export class CardResolver {
 
   /** Redis faults repeat on every request while they last: written once a minute, with a count. */
   readonly #warnings: RepeatedWarnings;
+
+  /** How late recent waits ended past their deadline (budget-reserve.ts): later requests stop that much earlier. */
+  readonly #lateness = new LatenessPeak();
 
   constructor(deps: ResolverDeps) {
     this.#d = deps;
@@ -185,7 +181,12 @@ export class CardResolver {
   }
 
   #deadline(receivedAt: number): number {
-    return receivedAt + this.#d.budgetMs - reserveMs(this.#d.budgetMs);
+    return receivedAt + this.#d.budgetMs - this.reserveMs(this.#d.clock.now());
+  }
+
+  /** What a request that waits now keeps back from its budget (ms): a fixed part and recent lateness. */
+  reserveMs(now: number): number {
+    return reserveMs(this.#d.budgetMs, this.#lateness.current(now));
   }
 
   /** Resolution once the cache was read: synchronous unless a card must be waited for. */
@@ -284,7 +285,7 @@ export class CardResolver {
       }
       const outcomes = await Promise.all(waits);
       // The final read may use half of the reserve, no more: past that, answer without it.
-      const readBy = deadline + reserveMs(d.budgetMs) / 2;
+      const readBy = deadline + baseReserveMs(d.budgetMs) / 2;
       let states: (CardState | undefined)[] = [];
       try {
         states = (await withinMs(d.store.readStates(waiting.map((i) => i.ref)), readBy - d.clock.now())) ?? [];
@@ -292,6 +293,8 @@ export class CardResolver {
         this.#warnings.warn(err, {}, 'cache unreachable after refresh');
       }
       const now = d.clock.now();
+      // Ended by the deadline: how late, final read included, is what the next requests keep back.
+      if (budget.signal.aborted) this.#lateness.observe(now - deadline, now);
       const answers = new Map<string, CardAnswer>();
       const givenUp: Item[] = [];
       waiting.forEach((item, i) => {
@@ -350,7 +353,7 @@ export class CardResolver {
   async #readRecovered(context: RefreshContext, items: readonly Item[], deadline: number): Promise<Map<string, CardAnswer>> {
     const d = this.#d;
     const answers = new Map<string, CardAnswer>();
-    const readBy = deadline + reserveMs(d.budgetMs) / 2;
+    const readBy = deadline + baseReserveMs(d.budgetMs) / 2;
     const states = await withinMs(d.store.readStates(items.map((i) => i.ref)), readBy - d.clock.now()).catch(() => undefined);
     if (!states) return answers;
     const now = d.clock.now();
