@@ -77,8 +77,9 @@ export const SPEC_METRICS: Readonly<Record<string, { type: MetricType; labels: L
 
 /** Metrics beyond SPEC section 8 that the dashboard and alerts use. */
 export const MORE_METRICS: Readonly<Record<string, { type: MetricType; labels: Labels }>> = {
-  // The configured budget, so that panels and alerts follow it (README, "Dashboard and alerts").
+  // The configured budget and where waits end under it, so that panels and alerts follow it (README, "Dashboard and alerts").
   cardproxy_budget_seconds: { type: 'gauge', labels: {} },
+  cardproxy_budget_reserve_seconds: { type: 'gauge', labels: {} },
   cardproxy_cards_over_budget_total: { type: 'counter', labels: {} },
   // Redis health (README, "Reliability"): the roles are command, jobs, subscriber, worker:<upstream>.
   cardproxy_redis_up: { type: 'gauge', labels: { role: null } },

@@ -346,6 +346,13 @@ if (!installed && !underCi) {
       expect(value).toBe(1);
       const line = dashboardQueries.find((q) => q.what === 'panel "/cards latency vs the budget"' && q.expr.includes('cardproxy_budget_seconds'))!;
       expect(Number((await instantQuery(line.expr)).data.result[0]!.value[1])).toBe(budgetMs / 1000);
+      // Where waits end: the budget less its 5 % reserve, and less the few ms that c_slow's wait
+      // ended past its deadline (its final cache read) while that counts.
+      const waitsEnd = dashboardQueries.find((q) => q.what === 'panel "/cards latency vs the budget"' && q.expr.includes('cardproxy_budget_reserve_seconds'))!;
+      const waitsEndMs = Number((await instantQuery(waitsEnd.expr)).data.result[0]!.value[1]) * 1000;
+      const planned = budgetMs - Math.min(100, budgetMs * 0.05);
+      expect(waitsEndMs).toBeLessThanOrEqual(planned + 1e-6);
+      expect(waitsEndMs).toBeGreaterThan(planned - 25);
     });
 
     it('evaluates every alert expression without error', async () => {
