@@ -246,7 +246,8 @@ export async function startCardproxy(config: Config, role: Role, opts: Cardproxy
   let opsUrl: string | null = null;
   let acceptors: Acceptors | undefined;
   if (opts.listen !== false) {
-    const wanted = reusePortSupported() ? config.listen.acceptors : 1;
+    // A worker's port answers only probes and scrapes: one socket takes those.
+    const wanted = serves && reusePortSupported() ? config.listen.acceptors : 1;
     // Fastify passes `reusePort` on to node:net (its types do not name it).
     const listen: FastifyListenOptions & { reusePort?: boolean } = { host: config.listen.host, port: config.listen.port, ...(wanted > 1 ? { reusePort: true } : {}) };
     await app.listen(listen);
