@@ -25,9 +25,13 @@ export function maxReserveMs(budgetMs: number): number {
   return Math.floor(budgetMs / 4);
 }
 
-/** The reserve for a budget, given how late recent waits ended (see {@link LatenessPeak}). */
-export function reserveMs(budgetMs: number, recentLatenessMs = 0): number {
-  return Math.min(maxReserveMs(budgetMs), baseReserveMs(budgetMs) + Math.ceil(Math.max(0, recentLatenessMs)));
+/**
+ * The reserve for a budget, given how late recent waits ended (see {@link LatenessPeak}) and how
+ * long the request may have waited before it was read (`queuedMs`, http/request-intake.ts): its
+ * budget counts from its arrival, which the server did not see.
+ */
+export function reserveMs(budgetMs: number, recentLatenessMs = 0, queuedMs = 0): number {
+  return Math.min(maxReserveMs(budgetMs), baseReserveMs(budgetMs) + Math.ceil(Math.max(0, recentLatenessMs) + Math.max(0, queuedMs)));
 }
 
 /** How fast a lateness seen once stops counting: it halves every 5 s. */

@@ -16,6 +16,7 @@ import { lazyRequestLogger } from '../observability/request-logger.js';
 import { adminRoutes, type AdminRouteOptions } from './routes/admin.js';
 import { CardsEndpoint, cardsRoutes, MAX_BODY_BYTES } from './routes/cards.js';
 import { leanCardsListener, type AnsweredRequest } from './lean-cards.js';
+import { RequestIntake } from './request-intake.js';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { consoleRoutes } from './routes/console.js';
@@ -29,6 +30,8 @@ declare module 'fastify' {
     receivedAt: number;
     /** High-resolution start (`performance.now()`, ms), for the duration histogram. */
     startedAt: number;
+    /** In a process that serves `/cards`: how long the request may have waited before it was read (ms). */
+    queuedMs: number;
     /** `clientCertificate: "request"`: why the client's certificate was not accepted. */
     tlsAuthorizationError?: string | null;
   }
@@ -69,6 +72,7 @@ function serverOptions(log: Logger) {
 export function buildApp(deps: AppDeps): FastifyInstance {
   // `/cards` is served by one endpoint, reached through the Fastify route or the lean path.
   const cardsEndpoint = deps.cards ? new CardsEndpoint(deps.cards, deps.log) : undefined;
+  const intake = cardsEndpoint ? new RequestIntake() : undefined;
   // One request id sequence for both paths (Fastify's default format: req-1, req-2, …).
   let lastReqId = 0;
   const nextReqId = () => {
@@ -107,16 +111,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
     const seconds = (performance.now() - r.startedAt) / 1000;
     deps.metrics.observeHttp(r.method, r.route, status, seconds);
-    if (r.route === '/cards') deps.metrics.recordCardsAnswer(deps.clock.now() - r.receivedAt);
+    if (r.route === '/cards') deps.metrics.recordCardsAnswer(deps.clock.now() - r.receivedAt, r.queuedMs);
   };
 
   // With `listen.tls` the server is an `https.Server`; the routes do not care which.
   const serverFactory = (fastifyListener: RequestListener): Server => {
-    const listener = cardsEndpoint
+    const listener = cardsEndpoint && intake
       ? leanCardsListener({
           endpoint: cardsEndpoint,
           fastify: fastifyListener,
           clock: deps.clock,
+          intake,
           clientCertificate: deps.tls?.clientCertificate,
           closing: () => closing,
           nextReqId,
@@ -140,20 +145,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('startedAt', 0);
+  app.decorateRequest('queuedMs', 0);
   // Callback hooks: an async hook costs a promise per request.
   app.addHook('onRequest', (request, _reply, done) => {
     request.receivedAt = deps.clock.now();
     request.startedAt = performance.now();
+    if (intake) request.queuedMs = intake.queuedMs(request.raw.socket, request.startedAt);
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
     done();
+    intake?.answered(request.raw.socket);
     answered({
       method: request.method,
       route: request.routeOptions.url ?? 'unmatched',
       status: reply.statusCode,
       startedAt: request.startedAt,
       receivedAt: request.receivedAt,
+      queuedMs: request.queuedMs,
       reqId: request.id,
       error: errorAnswerOf(reply),
       remoteAddress: request.ip,
@@ -169,6 +178,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
+  if (intake) app.addHook('onClose', async () => intake.close());
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) void reply.header('connection', 'close');
     done(null, payload);

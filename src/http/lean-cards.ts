@@ -29,6 +29,7 @@ import type { ClientCertificateMode } from '../config/schema.js';
 import { CACHE_STATUS_HEADER } from './cache-status.js';
 import { INTERNAL_ERROR, type ErrorBody } from './errors.js';
 import { CARDS_CONTENT_TYPE, MAX_BODY_BYTES, type CardsAnswer, type CardsEndpoint } from './routes/cards.js';
+import type { RequestIntake } from './request-intake.js';
 import { ANSWER_SLICE_MS, runSlice } from './turn-slice.js';
 
 /** What happens after every answer, on either path (metrics, the rejected-request line). */
@@ -39,6 +40,8 @@ export interface AnsweredRequest {
   /** `performance.now()` when the request arrived (ms). */
   readonly startedAt: number;
   readonly receivedAt: number;
+  /** `/cards`: how long the request may have waited before it was read (request-intake.ts, ms). */
+  readonly queuedMs: number;
   readonly reqId: string;
   readonly error: ErrorBody | undefined;
   readonly remoteAddress: string | undefined;
@@ -50,6 +53,7 @@ export interface LeanCardsOptions {
   /** Fastify's own listener: every request this path does not take. */
   readonly fastify: RequestListener;
   readonly clock: Clock;
+  readonly intake: RequestIntake;
   readonly clientCertificate: ClientCertificateMode | undefined;
   /** The app is closing: new requests go to Fastify (503), answers close their connection. */
   readonly closing: () => boolean;
@@ -75,10 +79,11 @@ interface ReadRequest {
   readonly reqId: string;
   readonly receivedAt: number;
   readonly startedAt: number;
+  readonly queuedMs: number;
 }
 
 export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
-  const { endpoint, fastify, clock } = opts;
+  const { endpoint, fastify, clock, intake } = opts;
 
   const takes = (req: IncomingMessage): number => {
     if (req.method !== 'POST' || req.url !== '/cards' || opts.closing()) return 0;
@@ -102,7 +107,7 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
       batch,
       (r, i) => {
         try {
-          answers[i] = endpoint.answer(r.raw, r.req.headers, r.reqId, r.receivedAt);
+          answers[i] = endpoint.answer(r.raw, r.req.headers, r.reqId, r.receivedAt, r.queuedMs);
         } catch (err) {
           answers[i] = { failed: err };
         }
@@ -140,6 +145,7 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
     }
     const receivedAt = clock.now();
     const startedAt = performance.now();
+    const queuedMs = intake.queuedMs(req.socket, startedAt);
     const chunks: Buffer[] = [];
     // A client gone mid-body: nothing to answer (Node closes the socket).
     req.on('error', ignore);
@@ -148,7 +154,7 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
       // Node's parser delivers exactly Content-Length bytes before `end`.
       const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
       if (read.length === 0) setImmediate(answerRead);
-      read.push({ req, res, raw, reqId: opts.nextReqId(), receivedAt, startedAt });
+      read.push({ req, res, raw, reqId: opts.nextReqId(), receivedAt, startedAt, queuedMs });
     });
   };
 
@@ -172,12 +178,14 @@ export function leanCardsListener(opts: LeanCardsOptions): RequestListener {
       res.writeHead(answer.status, { 'content-type': CARDS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
       res.end(body);
     }
+    intake.answered(req.socket);
     opts.answered({
       method: 'POST',
       route: '/cards',
       status: answer.status,
       startedAt: r.startedAt,
       receivedAt: r.receivedAt,
+      queuedMs: r.queuedMs,
       reqId: r.reqId,
       error,
       remoteAddress: req.socket.remoteAddress,

@@ -59,6 +59,8 @@ export class Metrics {
   #queueDepth: QueueDepthSource | undefined;
   #nearCache: NearCache | undefined;
   #logLinesDropped: () => number = () => 0;
+  /** The sum of how long `/cards` requests may have waited before they were read (ms). */
+  #queuedMsTotal = 0;
   /** The budget reserve of a request that would wait now (ms); unset in a process that serves no /cards. */
   #budgetReserveMs: (() => number) | undefined;
   /**
@@ -236,6 +238,12 @@ export class Metrics {
     });
     counterReading(
       registers,
+      'cardproxy_cards_queued_seconds_total',
+      'How long /cards requests may have waited before this process read them, summed: its event loop was busy without a break since then (or since the previous answer on the connection). Divided by the request rate: the mean. Above a few ms, the process is short of CPU; waits end that much earlier.',
+      () => metrics.#queuedMsTotal / 1000,
+    );
+    counterReading(
+      registers,
       'cardproxy_log_lines_dropped_total',
       'Log lines dropped because stdout did not take them fast enough (more than 16 MiB waiting).',
       () => metrics.#logLinesDropped(),
@@ -336,9 +344,10 @@ export class Metrics {
     this.#queueDepth = source;
   }
 
-  /** A `/cards` answer was sent `elapsedMs` after its request arrived. */
-  recordCardsAnswer(elapsedMs: number): void {
+  /** A `/cards` answer was sent `elapsedMs` after its request was read, which may have waited `queuedMs` before. */
+  recordCardsAnswer(elapsedMs: number, queuedMs: number): void {
     if (elapsedMs > this.#budgetMs) this.cardsOverBudget.inc();
+    this.#queuedMsTotal += queuedMs;
   }
 
   /** One card of a `/cards` answer: how it was looked up, and where its answer came from. */

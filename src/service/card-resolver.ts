@@ -114,9 +114,11 @@ export class CardResolver {
   /**
    * Answers one `/cards` request within the budget: synchronously (no promise) when everything
    * it needs is in the near cache and no card must be waited for, else through a promise.
-   * @param receivedAt when the request arrived (the budget counts from there)
+   * @param receivedAt when the request was read (the budget counts from there)
+   * @param queuedMs how long it may have waited before that (the budget counts from then too, at most
+   *   a quarter of it: budget-reserve.ts)
    */
-  resolve(workspaceId: string, request: CardsRequest, receivedAt: number): Resolution | Promise<Resolution> {
+  resolve(workspaceId: string, request: CardsRequest, receivedAt: number, queuedMs = 0): Resolution | Promise<Resolution> {
     const d = this.#d;
     const keys = distinct(request.cardKeys);
     const customerId = request.customer.id;
@@ -151,8 +153,8 @@ export class CardResolver {
     // A warm multi-key request is answered from the near cache without waiting for anything: then
     // this whole method runs synchronously (the HTTP layer answers such a request at once).
     const near = d.store.readNear(refs, servedKeys, readMarkers);
-    if (near !== undefined) return this.#afterRead(context, keys.length, items, outcomes, near, receivedAt, readAt);
-    return this.#readAndResolve(context, keys.length, items, outcomes, refs, servedKeys, readMarkers, receivedAt, readAt);
+    if (near !== undefined) return this.#afterRead(context, keys.length, items, outcomes, near, receivedAt, queuedMs, readAt);
+    return this.#readAndResolve(context, keys.length, items, outcomes, refs, servedKeys, readMarkers, receivedAt, queuedMs, readAt);
   }
 
   async #readAndResolve(
@@ -164,6 +166,7 @@ export class CardResolver {
     servedKeys: readonly string[],
     readMarkers: boolean,
     receivedAt: number,
+    queuedMs: number,
     readAt: number,
   ): Promise<Resolution> {
     const d = this.#d;
@@ -173,20 +176,20 @@ export class CardResolver {
     } catch (err) {
       this.#warnings.warn(err, {}, 'cache unreachable: calling upstreams directly');
       d.health?.markDown();
-      const direct = await this.#resolveDirect(context, items, items, this.#deadline(receivedAt), d.health?.back);
+      const direct = await this.#resolveDirect(context, items, items, this.#deadline(receivedAt, queuedMs), d.health?.back);
       const answers = items.map((item) => direct.get(item.key)!);
       return this.#finish(items, answers, items.map(() => 'miss' as const), outcomes, receivedAt, { degraded: true, read: undefined });
     }
-    return this.#afterRead(context, keyCount, items, outcomes, read, receivedAt, readAt);
+    return this.#afterRead(context, keyCount, items, outcomes, read, receivedAt, queuedMs, readAt);
   }
 
-  #deadline(receivedAt: number): number {
-    return receivedAt + this.#d.budgetMs - this.reserveMs(this.#d.clock.now());
+  #deadline(receivedAt: number, queuedMs: number): number {
+    return receivedAt + this.#d.budgetMs - this.reserveMs(this.#d.clock.now(), queuedMs);
   }
 
-  /** What a request that waits now keeps back from its budget (ms): a fixed part and recent lateness. */
-  reserveMs(now: number): number {
-    return reserveMs(this.#d.budgetMs, this.#lateness.current(now));
+  /** What a request that waits now keeps back from its budget (ms): a fixed part, recent lateness and its own time before it was read. */
+  reserveMs(now: number, queuedMs = 0): number {
+    return reserveMs(this.#d.budgetMs, this.#lateness.current(now), queuedMs);
   }
 
   /** Resolution once the cache was read: synchronous unless a card must be waited for. */
@@ -197,6 +200,7 @@ export class CardResolver {
     outcomes: KeyOutcome[],
     read: { states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] },
     receivedAt: number,
+    queuedMs: number,
     readAt: number,
   ): Resolution | Promise<Resolution> {
     const d = this.#d;
@@ -235,7 +239,7 @@ export class CardResolver {
     if (waiting === undefined) return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: false, read });
     return (async () => {
       await this.#takeOverPushReloads(items, waiting, read.served, now);
-      const waited = await this.#refreshAndWait(context, targetsAsRead(toRefresh ?? [], items, read.states), waiting, force, readAt, this.#deadline(receivedAt));
+      const waited = await this.#refreshAndWait(context, targetsAsRead(toRefresh ?? [], items, read.states), waiting, force, readAt, this.#deadline(receivedAt, queuedMs));
       waiting.forEach((item) => (answers[items.indexOf(item)] = waited.answers.get(item.key)));
       return this.#finish(items, answers as CardAnswer[], kinds, outcomes, receivedAt, { degraded: waited.degraded, read });
     })();

@@ -20,6 +20,13 @@ describe('budget reserve', () => {
     // A negative lateness (a wait that ended early) adds nothing.
     expect(reserveMs(1000, -30)).toBe(50);
   });
+
+  it("adds the request's own time before it was read, within the same quarter of the budget", () => {
+    expect(reserveMs(1000, 0, 130)).toBe(180);
+    expect(reserveMs(1000, 20.2, 30.1)).toBe(101);
+    expect(reserveMs(1000, 100, 400)).toBe(250);
+    expect(reserveMs(2000, 0, -5)).toBe(100);
+  });
 });
 
 describe('LatenessPeak', () => {

@@ -68,7 +68,8 @@ export class CardsEndpoint {
     this.#writeCardsLine = cardsLineWriter(log);
   }
 
-  answer(raw: Buffer, headers: IncomingHttpHeaders, reqId: string, receivedAt: number): CardsAnswer | Promise<CardsAnswer> {
+  /** `queuedMs`: how long the request may have waited before it was read (request-intake.ts). */
+  answer(raw: Buffer, headers: IncomingHttpHeaders, reqId: string, receivedAt: number, queuedMs: number): CardsAnswer | Promise<CardsAnswer> {
     // Read per request: a reloaded configuration may add or retire a secret.
     const signingSecrets = this.#opts.signingSecrets;
     if (signingSecrets.length > 0) {
@@ -86,7 +87,7 @@ export class CardsEndpoint {
     const parsed = CardsRequestSchema.safeParse(json.value);
     if (!parsed.success) return refused(400, 'invalid_request', describeZodIssues(parsed.error).join('; '));
     const request = parsed.data;
-    const result = this.#opts.resolver.resolve(workspaceId, request, receivedAt);
+    const result = this.#opts.resolver.resolve(workspaceId, request, receivedAt, queuedMs);
     if (result instanceof Promise) return result.then((resolved) => this.#answered(reqId, workspaceId, request, resolved));
     return this.#answered(reqId, workspaceId, request, result);
   }
@@ -119,7 +120,7 @@ export async function cardsRoutes(app: FastifyInstance, opts: { readonly endpoin
 
   app.post('/cards', async (request: FastifyRequest, reply: FastifyReply) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    const answer = await endpoint.answer(raw, request.headers, request.id, request.receivedAt);
+    const answer = await endpoint.answer(raw, request.headers, request.id, request.receivedAt, request.queuedMs);
     if (answer.status !== 200) return sendError(reply, answer.status, answer.error.error, answer.error.message);
     if (answer.written) reply.raw.once('finish', answer.written);
     return reply.type(CARDS_CONTENT_TYPE).header(CACHE_STATUS_HEADER, answer.cacheStatus).send(answer.body);
