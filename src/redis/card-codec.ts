@@ -12,7 +12,9 @@ import { TtlSourceSchema } from '../core/effective-ttl.js';
 
 /**
  * Shape check for projections read back from Redis (the envelope only: components were validated
- * when they were loaded from the upstream). A projection that fails it counts as absent.
+ * when they were loaded from the upstream). A projection that fails it counts as absent. The
+ * fields after `data` are written only when they are not null (see {@link encodeProjection});
+ * projections written before that hold them as null, and read the same.
  */
 const StoredProjection = z.object({
   data: z
@@ -25,21 +27,33 @@ const StoredProjection = z.object({
     .nullable(),
   failure: z
     .object({ kind: z.enum(['retriable', 'integration']), at: z.number(), detail: z.string(), status: z.number().nullable() })
-    .nullable(),
-  invalidatedAt: z.number().nullable(),
-  customerEmail: z.string().nullable(),
-  customerExternalId: z.string().nullable(),
+    .nullable()
+    .default(null),
+  invalidatedAt: z.number().nullable().default(null),
+  customerEmail: z.string().nullable().default(null),
+  customerExternalId: z.string().nullable().default(null),
 });
 
 /** A state as its projection key holds it: no components. */
 export type CardProjection = z.infer<typeof StoredProjection>;
 
-/** The projection's JSON. Writers also compare it with what Redis holds (compare-and-set). */
+/**
+ * The projection's JSON, without the fields that are null: a typical card has no failure, no
+ * invalidation and no external id, and those 60 bytes were 2 % of its memory in Redis. Writers
+ * compare what they read with what Redis holds (compare-and-set on the bytes read, not on this).
+ */
 export function encodeProjection(state: ServedCardState | CardProjection): string {
-  const { data, ...rest } = state;
-  if (data === null) return JSON.stringify({ data: null, ...rest });
-  const { ttlSeconds, fetchedAt, upstream, ttlSource } = data;
-  return JSON.stringify({ data: { ttlSeconds, fetchedAt, upstream, ...(ttlSource === undefined ? {} : { ttlSource }) }, ...rest });
+  const { data, failure, invalidatedAt, customerEmail, customerExternalId } = state;
+  const stored: Record<string, unknown> = { data: null };
+  if (data !== null) {
+    const { ttlSeconds, fetchedAt, upstream, ttlSource } = data;
+    stored.data = { ttlSeconds, fetchedAt, upstream, ...(ttlSource === undefined ? {} : { ttlSource }) };
+  }
+  if (failure !== null) stored.failure = failure;
+  if (invalidatedAt !== null) stored.invalidatedAt = invalidatedAt;
+  if (customerEmail !== null) stored.customerEmail = customerEmail;
+  if (customerExternalId !== null) stored.customerExternalId = customerExternalId;
+  return JSON.stringify(stored);
 }
 
 /** The components' JSON as stored (and served): what `JSON.stringify` writes. */

@@ -79,6 +79,21 @@ describe('decodeForServing', () => {
     }
   });
 
+  it('stores a projection without its null fields, and reads one written with them the same', () => {
+    const plain = stateWith([], { customerExternalId: null });
+    expect(encodeProjection(plain)).toBe('{"data":{"ttlSeconds":300,"fetchedAt":1700000000000,"upstream":"billing"},"customerEmail":"a\\"b@example.com"}');
+    const failed: CardState = { ...plain, data: null, failure: { kind: 'retriable', at: 5, detail: 'HTTP 503', status: 503 }, invalidatedAt: 7, customerEmail: null };
+    expect(encodeProjection(failed)).toBe('{"data":null,"failure":{"kind":"retriable","at":5,"detail":"HTTP 503","status":503},"invalidatedAt":7}');
+    for (const state of [plain, failed, stateWith([])]) {
+      const { projection, components } = stored(state);
+      const { data, ...rest } = state;
+      const withNulls = JSON.stringify({ data: data && { ttlSeconds: data.ttlSeconds, fetchedAt: data.fetchedAt, upstream: data.upstream }, ...rest });
+      expect(decodeCardState(projection, components)).toEqual(state);
+      expect(decodeCardState(withNulls, components)).toEqual(state);
+      expect(decodeForServing(buf(withNulls), buf(components))).toEqual(decodeForServing(buf(projection), buf(components)));
+    }
+  });
+
   it('treats a projection whose envelope fails the check as absent, as the full decoder does', () => {
     const projection = JSON.stringify({ ...JSON.parse(stored(stateWith([])).projection), invalidatedAt: 'yesterday' });
     expect(decodeCardState(projection, '[]')).toBeUndefined();
