@@ -81,6 +81,8 @@ export const MORE_METRICS: Readonly<Record<string, { type: MetricType; labels: L
   cardproxy_budget_seconds: { type: 'gauge', labels: {} },
   cardproxy_budget_reserve_seconds: { type: 'gauge', labels: {} },
   cardproxy_cards_over_budget_total: { type: 'counter', labels: {} },
+  // How long /cards requests may have waited before they were read (README, "How a card is resolved").
+  cardproxy_cards_queued_seconds_total: { type: 'counter', labels: {} },
   // Redis health (README, "Reliability"): the roles are command, jobs, subscriber, worker:<upstream>.
   cardproxy_redis_up: { type: 'gauge', labels: { role: null } },
   cardproxy_degraded_answers_total: { type: 'counter', labels: {} },
