@@ -1,6 +1,6 @@
 /**
  * How long a `/cards` request may have waited before the server read it, so that its budget can
- * count from then (SPEC 4: `budgetMs` is the longest a response may take, as Plain sees it).
+ * count from then (SPEC 4: `budgetMs` is the longest a response may take).
  *
  * The server's own clock starts when it reads a request. Under a burst that is late: 200 new
  * connections at once kept a fresh process busy for 130 ms, and the last request read had been
