@@ -47,20 +47,20 @@ describe('request intake', () => {
     const prompt = await rawPost(proxy.url!, cardsBody(['alpha'], 'c_prompt'), 0);
     expect(prompt.status).toBe(200);
     expect(prompt.body.cards[0].components).toEqual(loading);
-    expect(prompt.ms).toBeGreaterThanOrEqual(1840);
+    expect(prompt.ms).toBeGreaterThanOrEqual(1800);
     expect(prompt.ms).toBeLessThan(2000);
     const before = await queued();
-    expect(before).toBeLessThan(0.06);
+    expect(before).toBeLessThan(0.1);
 
     // Read 300 ms late: counted from the read, the answer would go out at 2.2 s; it goes out
     // within the budget, its wait having ended 300 ms earlier.
     const late = await rawPost(proxy.url!, cardsBody(['alpha'], 'c_late'), 300);
     expect(late.status).toBe(200);
     expect(late.body.cards[0].components).toEqual(loading);
-    expect(late.ms).toBeGreaterThanOrEqual(1850);
+    expect(late.ms).toBeGreaterThanOrEqual(1780);
     expect(late.ms).toBeLessThan(2000);
     const waited = (await queued()) - before;
     expect(waited).toBeGreaterThanOrEqual(0.3);
-    expect(waited).toBeLessThan(0.4);
+    expect(waited).toBeLessThan(0.42);
   });
 });
