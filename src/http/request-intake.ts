@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { BusyStretch } from '../core/busy-stretch.js';
 
 /** How often the loop's idle time is sampled when no request comes (ms): the bound's slack after a quiet spell. */
-const SAMPLE_EVERY_MS = 25;
+const SAMPLE_EVERY_MS = 100;
 
 const ANSWERED_AT = Symbol('cardproxy.answeredAt');
 type TrackedSocket = Socket & { [ANSWERED_AT]?: number };
