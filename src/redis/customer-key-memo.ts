@@ -4,28 +4,24 @@
  * concatenation), and every `Map` look-up of a freshly built string flattens and hashes it again;
  * a kept string is found through the short ids alone and keeps its own hash.
  *
+ * Only the keys of a customer's own context are kept, not those of a thread. Plain asks for a
+ * thread's cards when an agent opens it and then caches them for their TTL, so a thread's keys are
+ * rarely asked for again while they would be kept. Kept all the same, every 5-key request in a
+ * thread added five keys that lived until the memo filled up, for young-generation collections to
+ * copy and promote into old-generation garbage (BENCHMARKS.md: warm requests with threads).
+ *
  * Bounded by the characters it holds (`maxChars`, ids and keys, plus a fixed estimate per
  * customer): past it everything is dropped at once and built again as needed.
  */
 
-/**
- * One customer's kept keys: card projection and served-marker keys, by card key without a thread,
- * by `threadIdOf(thread, cardKey)` with one.
- */
+/** One customer's kept keys, by card key: card projection and served-marker keys outside a thread. */
 export interface CustomerKeys {
   readonly card: Map<string, string>;
-  readonly cardInThread: Map<string, string>;
   readonly served: Map<string, string>;
-  readonly servedInThread: Map<string, string>;
 }
 
 /** Builds a key from a customer's card and context (see `CustomerKeyMemo.key`). */
 export type KeyBuilder = (workspaceId: string, customerId: string, threadId: string | null, cardKey: string) => string;
-
-/** An unambiguous id for a card key in a thread (the thread's length first). */
-function threadIdOf(thread: string, cardKey: string): string {
-  return `${thread.length}:${thread}${cardKey}`;
-}
 
 /** Counted per customer besides its keys: the maps and the ids (in characters). */
 const CUSTOMER_OVERHEAD_CHARS = 200;
@@ -65,21 +61,21 @@ export class CustomerKeyMemo {
       customers = new Map();
       this.#byWorkspace.set(workspaceId, customers);
     }
-    keys = { card: new Map(), cardInThread: new Map(), served: new Map(), servedInThread: new Map() };
+    keys = { card: new Map(), served: new Map() };
     customers.set(customerId, keys);
     this.#grow(CUSTOMER_OVERHEAD_CHARS + workspaceId.length + customerId.length);
     return keys;
   }
 
   /**
-   * The `kind` key of a customer's card (in `threadId`'s context, or none): the kept one, else
-   * `build`'s, kept. `build` is made once by the caller (no closure per look-up).
+   * The `kind` key of a customer's card in `threadId`'s context: outside a thread the kept one,
+   * else `build`'s, kept; in a thread `build`'s. `build` is made once by the caller (no closure
+   * per look-up).
    */
   key(kind: 'card' | 'served', workspaceId: string, customerId: string, threadId: string | null, cardKey: string, build: KeyBuilder): string {
-    const kept = this.of(workspaceId, customerId);
-    const map = threadId === null ? kept[kind] : kind === 'card' ? kept.cardInThread : kept.servedInThread;
-    const id = threadId === null ? cardKey : threadIdOf(threadId, cardKey);
-    return map.get(id) ?? this.keep(map, id, build(workspaceId, customerId, threadId, cardKey));
+    if (threadId !== null) return build(workspaceId, customerId, threadId, cardKey);
+    const map = this.of(workspaceId, customerId)[kind];
+    return map.get(cardKey) ?? this.keep(map, cardKey, build(workspaceId, customerId, null, cardKey));
   }
 
   /** Keeps `key` under `id` in one of a customer's maps (from `of`); returns `key`. */

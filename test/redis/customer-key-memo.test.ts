@@ -29,4 +29,22 @@ describe('CustomerKeyMemo', () => {
     expect(again).not.toBe(first);
     expect(again.card.size).toBe(0);
   });
+
+  it("keeps a customer's own keys, and builds a thread's every time without keeping them", () => {
+    const memo = new CustomerKeyMemo(1000);
+    let builds = 0;
+    const build = (w: string, c: string, t: string | null, k: string) => {
+      builds++;
+      return `${w}:${c}:${t ?? '-'}:${k}`;
+    };
+    expect(memo.key('served', 'w', 'c_1', null, 'alpha', build)).toBe('w:c_1:-:alpha');
+    expect(memo.key('served', 'w', 'c_1', null, 'alpha', build)).toBe('w:c_1:-:alpha');
+    expect(builds).toBe(1);
+    expect(memo.key('served', 'w', 'c_1', 't_1', 'alpha', build)).toBe('w:c_1:t_1:alpha');
+    expect(memo.key('served', 'w', 'c_1', 't_1', 'alpha', build)).toBe('w:c_1:t_1:alpha');
+    expect(memo.key('card', 'w', 'c_1', 't_1', 'alpha', build)).toBe('w:c_1:t_1:alpha');
+    expect(builds).toBe(4);
+    expect(memo.of('w', 'c_1').served.size).toBe(1);
+    expect(memo.of('w', 'c_1').card.size).toBe(0);
+  });
 });
