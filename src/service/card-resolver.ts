@@ -187,6 +187,11 @@ export class CardResolver {
     return receivedAt + this.#d.budgetMs - this.reserveMs(this.#d.clock.now(), queuedMs);
   }
 
+  /** How long the final cache read after a wait ending at `deadline` may take: half the fixed reserve past it, no more. */
+  #finalReadMs(deadline: number): number {
+    return deadline + baseReserveMs(this.#d.budgetMs) / 2 - this.#d.clock.now();
+  }
+
   /** What a request that waits now keeps back from its budget (ms): a fixed part, recent lateness and its own time before it was read. */
   reserveMs(now: number, queuedMs = 0): number {
     return reserveMs(this.#d.budgetMs, this.#lateness.current(now), queuedMs);
@@ -288,11 +293,9 @@ export class CardResolver {
         return { answers: await this.#resolveDirect(context, waiting, waiting, deadline), degraded: true };
       }
       const outcomes = await Promise.all(waits);
-      // The final read may use half of the reserve, no more: past that, answer without it.
-      const readBy = deadline + baseReserveMs(d.budgetMs) / 2;
       let states: (CardState | undefined)[] = [];
       try {
-        states = (await withinMs(d.store.readStates(waiting.map((i) => i.ref)), readBy - d.clock.now())) ?? [];
+        states = (await withinMs(d.store.readStates(waiting.map((i) => i.ref)), this.#finalReadMs(deadline))) ?? [];
       } catch (err) {
         this.#warnings.warn(err, {}, 'cache unreachable after refresh');
       }
@@ -357,8 +360,7 @@ export class CardResolver {
   async #readRecovered(context: RefreshContext, items: readonly Item[], deadline: number): Promise<Map<string, CardAnswer>> {
     const d = this.#d;
     const answers = new Map<string, CardAnswer>();
-    const readBy = deadline + baseReserveMs(d.budgetMs) / 2;
-    const states = await withinMs(d.store.readStates(items.map((i) => i.ref)), readBy - d.clock.now()).catch(() => undefined);
+    const states = await withinMs(d.store.readStates(items.map((i) => i.ref)), this.#finalReadMs(deadline)).catch(() => undefined);
     if (!states) return answers;
     const now = d.clock.now();
     items.forEach((item, i) => {
