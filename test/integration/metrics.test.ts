@@ -236,12 +236,13 @@ describe('a worker-only process (SPEC 4, 8)', () => {
     expect(textOf(byKey(res.body).alpha)).toBe('alpha for c_split');
     expect(legacy.calls).toHaveLength(1);
 
-    // The event is appended just before the job is reported done: poll briefly.
+    // The event is appended just before the job is reported done, and the job leaves `active`
+    // just after: poll briefly for both.
     let samples: Sample[] = [];
     await eventually(async () => {
       samples = await workerScrape();
-      return sampleSum(samples, 'cardproxy_events_appended_total') === 2;
-    }, 3000, 'events on the worker');
+      return sampleSum(samples, 'cardproxy_events_appended_total') === 2 && sampleSum(samples, 'cardproxy_refresh_jobs') === 0;
+    }, 3000, 'events on the worker and its job done');
     expect(seriesValues(samples, 'cardproxy_upstream_request_duration_seconds_count', ['upstream', 'outcome'])).toEqual({ 'legacy ok': 1 });
     expect(seriesValues(samples, 'cardproxy_events_appended_total', ['type'])).toEqual({ 'card.refreshed': 2 });
     expect(seriesValues(samples, 'cardproxy_refresh_jobs', ['upstream', 'state'])).toEqual({}); // all states present, all 0
