@@ -38,14 +38,33 @@ export interface NearEntry {
   /** When the projection expires from Redis (its keep-until, by the card clock): absent after. */
   readonly keepUntil: number;
   /**
-   * Served markers known to hold their value in Redis since this state was read: served key →
-   * marker. Only data markers (`mayKeepServedMarkerInMemory`); absent means "not known" (a
-   * multi-key answer then writes its marker). Dropped with the entry on any change of the card.
+   * The served marker of the card's own context (outside any thread for a customer-scope card,
+   * its thread for a thread-scope one), known to hold `marker` in Redis since this state was read:
+   * only a data marker (`mayKeepServedMarkerInMemory`); absent means "not known" (a multi-key
+   * answer then writes its marker). Dropped with the entry on any change of the card.
+   *
+   * One marker, not one per thread the card was answered in: Plain keeps a card per (customer,
+   * thread) for its TTL, so a thread asks for a customer-scope card once per TTL, and its marker
+   * is written by that answer anyway. Remembered, those markers (up to 64 per entry) lived long
+   * enough for young-generation collections to copy and promote them (BENCHMARKS.md: warm
+   * requests in threads).
    */
-  readonly served: Map<string, ServedMarker>;
+  served: RememberedServed | undefined;
   bytes: number;
   /** Read since eviction last passed it: it gets a second chance before it is evicted. */
   used: boolean;
+}
+
+/** A served marker an entry remembers, with its key (`KeyLayout.served`). */
+export interface RememberedServed {
+  readonly key: string;
+  readonly marker: ServedMarker;
+}
+
+/** The marker `entry` remembers for the served key `servedKey`: null when it remembers none for it. */
+export function rememberedMarker(entry: NearEntry, servedKey: string): ServedMarker | null {
+  const served = entry.served;
+  return served !== undefined && served.key === servedKey ? served.marker : null;
 }
 
 /** Why everything was dropped; the `reason` label of cardproxy_near_cache_flushes_total. */
@@ -60,12 +79,10 @@ export interface ReadTicket {
 
 /** Fixed estimate of what an entry costs besides its components' bytes (objects, key string). */
 const ENTRY_OVERHEAD_BYTES = 400;
-/** Estimate per remembered served marker (its key string and the map slot). */
+/** Estimate for a remembered served marker (its key string and objects). */
 const SERVED_OVERHEAD_BYTES = 200;
 /** How long after the last request the feed keeps confirming its position at its busy pace. */
 const DEMAND_WINDOW_MS = 1000;
-/** Served markers remembered per entry at most; past it the memory starts over (markers are written again). */
-const MAX_SERVED_PER_ENTRY = 64;
 
 export interface NearCacheOptions {
   /** Upper bound of the estimated bytes held; 0 turns the cache off. */
@@ -308,33 +325,29 @@ export class NearCache {
     const bytes = ENTRY_OVERHEAD_BYTES + 2 * key.length + componentsBytes;
     if (bytes > this.maxBytes) return;
     this.#remove(key);
-    this.#entries.set(key, { state, keepUntil, served: new Map(), bytes, used: false });
+    this.#entries.set(key, { state, keepUntil, served: undefined, bytes, used: false });
     this.#bytes += bytes;
     this.#evict(key);
   }
 
-  /** Remembers that the served marker `servedKey` of card `key` now holds `marker` in Redis (null: none). */
+  /**
+   * Remembers that the served marker `servedKey` of card `key`, of the card's own context (see
+   * `NearEntry.served`), now holds `marker` in Redis (null: none).
+   */
   rememberServed(key: string, servedKey: string, marker: ServedMarker | null): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
+    const had = entry.served !== undefined;
     if (marker === null || !mayKeepServedMarkerInMemory(marker)) {
-      if (entry.served.delete(servedKey)) {
-        entry.bytes -= SERVED_OVERHEAD_BYTES;
-        this.#bytes -= SERVED_OVERHEAD_BYTES;
-      }
-      return;
+      if (entry.served?.key !== servedKey) return;
+      entry.served = undefined;
+    } else {
+      entry.served = { key: servedKey, marker };
     }
-    if (!entry.served.has(servedKey)) {
-      if (entry.served.size >= MAX_SERVED_PER_ENTRY) {
-        this.#bytes -= entry.served.size * SERVED_OVERHEAD_BYTES;
-        entry.bytes -= entry.served.size * SERVED_OVERHEAD_BYTES;
-        entry.served.clear();
-      }
-      entry.bytes += SERVED_OVERHEAD_BYTES;
-      this.#bytes += SERVED_OVERHEAD_BYTES;
-    }
-    entry.served.set(servedKey, marker);
-    this.#evict();
+    const grew = (entry.served !== undefined ? SERVED_OVERHEAD_BYTES : 0) - (had ? SERVED_OVERHEAD_BYTES : 0);
+    entry.bytes += grew;
+    this.#bytes += grew;
+    if (grew > 0) this.#evict();
   }
 
   #remove(key: string): void {

@@ -8,7 +8,7 @@ import { isCluster, type RedisClient } from './connections.js';
 import type { Clock } from '../core/clock.js';
 import type { CardRef } from '../core/card-ref.js';
 import { keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
-import type { NearCache } from '../near-cache/near-cache.js';
+import { rememberedMarker, type NearCache } from '../near-cache/near-cache.js';
 import { ComponentsJson } from './components-json.js';
 import type { CardEventType, CardStateEvent, TtlOverrideEvent } from '../core/card-events.js';
 import type { TtlOverrides } from '../core/ttl-overrides.js';
@@ -30,6 +30,12 @@ interface BatchedCommand {
   reject: (err: unknown) => void;
 }
 
+/** Served markers of one turn's answers, written by one command (see CardStore.#markerGroup). */
+interface MarkerGroup {
+  readonly entries: ServedEntry[];
+  readonly written: Promise<unknown>;
+}
+
 export class CardStore {
   readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
@@ -43,6 +49,8 @@ export class CardStore {
   readonly #singleFlight: SingleFlight;
   /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
   #batch: BatchedCommand[] = [];
+  /** Served markers waiting for this turn's pipeline, by event-log shard (see #markerGroup). */
+  readonly #markers = new Map<number, MarkerGroup>();
 
   constructor(opts: {
     redis: RedisClient;
@@ -82,12 +90,14 @@ export class CardStore {
    * not hold; served markers are taken from what the near cache remembers, except with
    * `readMarkers` (a single-key request, which may be a manual reload: its marker is always read
    * from Redis, since any process may have answered that card last). A warm multi-key request
-   * thus needs no round trip at all.
+   * thus needs no round trip at all. `contextThreadId` is the request's thread: a marker read from
+   * Redis is remembered only for the card's own context (`NearEntry.served`).
    */
   async readForRequest(
     refs: readonly CardRef[],
     servedKeys: readonly string[],
     readMarkers = true,
+    contextThreadId: string | null = null,
   ): Promise<{ states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] }> {
     const all = this.readNear(refs, servedKeys, readMarkers);
     if (all !== undefined) return all;
@@ -119,7 +129,7 @@ export class CardStore {
       near!.stats.hits++;
       states[i] = entry.state;
       if (readMarkers) markerFromRedis.push(i);
-      else served[i] = entry.served.get(servedKeys[i]!) ?? null;
+      else served[i] = rememberedMarker(entry, servedKeys[i]!);
     }
     if (markerFromRedis.length === 0) return { states, served };
 
@@ -152,7 +162,9 @@ export class CardStore {
     }
     if (ticket) near!.end(ticket);
     if (near) {
-      for (const i of markerFromRedis) if (states[i] !== undefined) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
+      for (const i of markerFromRedis) {
+        if (states[i] !== undefined && refs[i]!.threadId === contextThreadId) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
+      }
     }
     return { states, served };
   }
@@ -177,7 +189,7 @@ export class CardStore {
       const entry = near.get(this.#keys.card(refs[i]!), now);
       if (entry === undefined) return undefined;
       states[i] = entry.state;
-      served[i] = entry.served.get(servedKeys[i]!) ?? null;
+      served[i] = rememberedMarker(entry, servedKeys[i]!);
     }
     near.stats.lookups += n;
     near.stats.hits += n;
@@ -213,21 +225,60 @@ export class CardStore {
   }
 
   /**
-   * Records what Plain was given for each answered card and until when (see served-markers.ts).
-   * Sent without waiting for the reply: it is not on the response's critical path, and a lost
-   * marker only misses one reload.
+   * Records what Plain was given for each answered card and until when (see served-markers.ts),
+   * in one command with the other answers of this event-loop turn (#markerGroup). Sent without
+   * waiting for the reply: it is not on the response's critical path, and a lost marker only
+   * misses one reload. `refs`: the cards' refs, for the near cache to remember the markers.
    */
-  markServed(entries: readonly ServedEntry[], nearKeys?: readonly string[]): Promise<unknown> {
+  markServed(entries: readonly ServedEntry[], refs?: readonly CardRef[]): Promise<unknown> {
     if (entries.length === 0) return Promise.resolve(0);
-    const now = this.#clock.now();
-    const written = this.#batched((pipeline) => markServedCommand(pipeline, this.#keys, entries, now));
+    // An answer's entries are one customer's, so in one group (the loop allows any mix).
+    let group: MarkerGroup | undefined;
+    let writes: Promise<unknown>[] | undefined;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      if (group === undefined || entry.customerId !== entries[i - 1]!.customerId || entry.workspaceId !== entries[i - 1]!.workspaceId) {
+        group = this.#markerGroup(entry.workspaceId, entry.customerId);
+        if (writes === undefined) writes = [group.written];
+        else if (!writes.includes(group.written)) writes.push(group.written);
+      }
+      group.entries.push(entry);
+    }
+    const written = writes!.length === 1 ? writes![0]! : Promise.all(writes!);
     const near = this.#near;
-    if (!near || !nearKeys) return written;
-    // Once written, the markers are known to hold these values (see NearEntry.served).
+    if (!near || !refs) return written;
+    // Once written, the markers are known to hold these values: the near cache remembers those of
+    // the cards' own contexts (see NearEntry.served); a thread's marker of a customer-scope card is not kept.
+    let own: number[] | undefined;
+    for (let i = 0; i < entries.length; i++) if (refs[i]!.threadId === entries[i]!.contextThreadId) (own ??= []).push(i);
+    if (own === undefined) return written;
     return written.then((result) => {
-      entries.forEach((entry, i) => near.rememberServed(nearKeys[i]!, entry.key, entry.marker));
+      for (const i of own) near.rememberServed(this.#keys.card(refs[i]!), entries[i]!.key, entries[i]!.marker);
       return result;
     });
+  }
+
+  /**
+   * The markers of this event-loop turn's answers for one event-log shard: written as one
+   * `markServed` command in the turn's pipeline (a customer's keys share its shard's hash tag, so
+   * the command stays in one slot of a cluster). One command per answer instead (its arguments, a
+   * reply, a promise) cost about a tenth of a warm request in a thread, where every answer writes
+   * its markers (BENCHMARKS.md: warm requests in threads).
+   */
+  #markerGroup(workspaceId: string, customerId: string): MarkerGroup {
+    const shard = this.#keys.shardOf(workspaceId, customerId);
+    let group = this.#markers.get(shard);
+    if (group === undefined) {
+      const entries: ServedEntry[] = [];
+      const written = this.#batched((pipeline) => {
+        // Serialized now: later answers start a new group, for the next turn's pipeline.
+        this.#markers.delete(shard);
+        markServedCommand(pipeline, this.#keys, entries, this.#clock.now());
+      });
+      group = { entries, written };
+      this.#markers.set(shard, group);
+    }
+    return group;
   }
 
   /** Deletes served markers (see `CardResolver`'s take-over before a refresh it waits for). */

@@ -172,7 +172,7 @@ export class CardResolver {
     const d = this.#d;
     let read: Awaited<ReturnType<CardStore['readForRequest']>>;
     try {
-      read = await d.store.readForRequest(refs, servedKeys, readMarkers);
+      read = await d.store.readForRequest(refs, servedKeys, readMarkers, context.thread?.id ?? null);
     } catch (err) {
       this.#warnings.warn(err, {}, 'cache unreachable: calling upstreams directly');
       d.health?.markDown();
@@ -391,9 +391,9 @@ export class CardResolver {
     const d = this.#d;
     const now = d.clock.now();
     const cards = new Array<PlainCard>(items.length);
-    // The served markers that change, with their near-cache keys (on a warm multi-key hit, none).
+    // The served markers that change, with their cards (on a warm multi-key hit, none).
     let served: ServedEntry[] | undefined;
-    let nearKeys: string[] | undefined;
+    let servedRefs: CardRef[] | undefined;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const answer = answers[i]!;
@@ -412,13 +412,13 @@ export class CardResolver {
           cardKey: item.key,
           marker: { until, kind: servedKind },
         });
-        (nearKeys ??= []).push(d.store.keys.card(item.ref));
+        (servedRefs ??= []).push(item.ref);
       }
       d.metrics.recordCard(item.key, kind, answer.source);
       outcomes.push({ key: item.key, result: kind, source: answer.source, ms: now - receivedAt });
     }
     if (!opts.degraded && served !== undefined) {
-      d.store.markServed(served, nearKeys!).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not record served cards'));
+      d.store.markServed(served, servedRefs).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not record served cards'));
     }
     if (opts.degraded) d.metrics.degradedAnswers.inc();
     return { cards, outcomes, degraded: opts.degraded };

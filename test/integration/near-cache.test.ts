@@ -220,6 +220,42 @@ describe('when the event feed breaks', () => {
 });
 
 describe('memory bound', () => {
+  it("remembers a card's served marker of its own context only: warm answers in new threads write theirs and hold nothing more", async () => {
+    const legacy = await startTestUpstream();
+    const config = testConfig(legacy.url, { defaults: { ttlSeconds: 300 } });
+    const proxy = await startTestProxy(config, 'start');
+    const gauge = async (name: string) => (await proxy.metrics.registry.getSingleMetric(name)!.get()).values[0]!.value;
+    await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads')); // cold: loads
+    await new Promise((r) => setTimeout(r, 150)); // the feed has passed the loads' events
+    await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads')); // into the near cache, with the customer's markers
+    redis = new Redis(redisUrl());
+    const keys = keyLayout(config.redis.keyPrefix);
+    await eventually(async () => (await redis!.exists(keys.served('w_test', 'c_threads', null, 'beta'))) === 1);
+    await new Promise((r) => setTimeout(r, 100)); // the markers' reply has been handled
+    const held = await gauge('cardproxy_near_cache_bytes');
+    const hits = (await nearMetric(proxy, 'cardproxy_near_cache_lookups_total')).hit!;
+    for (let t = 0; t < 20; t++) {
+      const res = await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads', { thread: { id: `t_${t}`, externalId: null } }));
+      expect(res.body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([240, 240]);
+    }
+    const markers = Array.from({ length: 20 }, (_, t) => ['alpha', 'beta'].map((k) => keys.served('w_test', 'c_threads', `t_${t}`, k))).flat();
+    await eventually(async () => (await redis!.exists(...markers)) === markers.length);
+    await new Promise((r) => setTimeout(r, 100));
+    // Answered from the near cache (a lagging feed may send a few to Redis), each thread's markers
+    // written, and the near cache no larger: 40 remembered markers would have added 8,000 bytes.
+    expect((await nearMetric(proxy, 'cardproxy_near_cache_lookups_total')).hit! - hits).toBeGreaterThan(20);
+    expect(await gauge('cardproxy_near_cache_bytes')).toBe(held);
+    // The customer's own markers are still remembered: its next answer writes none. (Marked in
+    // Redis so that a rewrite, of the same value, would show.)
+    const own = keys.served('w_test', 'c_threads', null, 'alpha');
+    const marked = String(Number(await redis.get(own)) + 1);
+    await redis.set(own, marked, 'KEEPTTL');
+    await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await redis.get(own)).toBe(marked);
+    expect(legacy.calls).toHaveLength(1);
+  });
+
   it('keeps the near cache under nearCache.maxBytes while far more cards pass through it, evicting the least recently used', async () => {
     const legacy = await startTestUpstream((call) => ({ body: cardsReply(call, { text: (key, id) => `${key} for ${id} ${'x'.repeat(1000)}` }) }));
     const maxBytes = 40_000;

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ServedCardState } from '../../src/core/card-state.js';
-import { NearCache } from '../../src/near-cache/near-cache.js';
+import { NearCache, rememberedMarker } from '../../src/near-cache/near-cache.js';
 
 const STATE = { data: null, failure: null, invalidatedAt: null, customerEmail: null, customerExternalId: null } as unknown as ServedCardState;
 /** What one entry of `componentBytes` costs in the estimate (ENTRY_OVERHEAD_BYTES + 2 × key length + components). */
@@ -47,6 +47,33 @@ describe('eviction (CLOCK)', () => {
     expect(near.get('k', 5000)).toBeUndefined();
     expect(near.size).toBe(0);
     expect(near.bytes).toBe(0);
+  });
+});
+
+describe('remembered served markers', () => {
+  it('keeps one data marker per entry (the last), counted in its bytes, and forgets it only for its own key', () => {
+    const { near } = cache();
+    near.put('k', STATE, Infinity, 100);
+    const held = near.bytes;
+    near.rememberServed('k', 'served:-:k', { until: 5000, kind: 'data' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:-:k')).toEqual({ until: 5000, kind: 'data' });
+    expect(near.bytes).toBe(held + 200);
+    // A newer marker replaces it; the size stays that of one.
+    near.rememberServed('k', 'served:-:k', { until: 6000, kind: 'data' });
+    near.rememberServed('k', 'served:t_1:k', { until: 7000, kind: 'data' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:-:k')).toBeNull();
+    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1:k')).toEqual({ until: 7000, kind: 'data' });
+    expect(near.bytes).toBe(held + 200);
+    // "No marker" or a placeholder for another key leaves it; for its own key, forgets it.
+    near.rememberServed('k', 'served:-:k', null);
+    near.rememberServed('k', 'served:t_2:k', { until: 8000, kind: 'placeholder' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1:k')).toEqual({ until: 7000, kind: 'data' });
+    near.rememberServed('k', 'served:t_1:k', { until: 9000, kind: 'error' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1:k')).toBeNull();
+    expect(near.bytes).toBe(held);
+    // A card not held remembers nothing.
+    near.rememberServed('other', 'served:-:other', { until: 5000, kind: 'data' });
+    expect(near.bytes).toBe(held);
   });
 });
 

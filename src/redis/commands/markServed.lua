@@ -1,7 +1,7 @@
 --[[
-  Records what one `/cards` answer gave Plain: sets each answered card's served marker and puts
-  the contexts answered with a placeholder or error on their cards' awaiting-reload sets, which
-  live as long as their longest marker.
+  Records what `/cards` answers gave Plain (those of one event-loop turn, of one event-log shard):
+  sets each answered card's served marker and puts the contexts answered with a placeholder or
+  error on their cards' awaiting-reload sets, which live as long as their longest marker.
 
   Input:
     KEYS[1 .. n]   served markers (n = ARGV[1])

@@ -13,6 +13,10 @@ import { replayEventLog } from '../../../src/redis/replay.js';
 import { deleteAllDerivedKeys, snapshotDerivedKeys } from '../../helpers/derived-keys.js';
 import { failed, invalidated, ref, refreshed } from './events.js';
 import { redisTargets, TargetContext } from './redis-target.js';
+import { Cluster } from 'ioredis';
+import type { ServedEntry } from '../../../src/redis/served-markers.js';
+import { monitor } from '../../helpers/monitor.js';
+import { redisUrl } from '../../helpers/harness.js';
 
 type Entry = [id: string, fields: string[]];
 
@@ -102,6 +106,48 @@ describe.each(redisTargets())('card store on $name', (target) => {
         .reduce<CardState | undefined>((state, e) => evolve(state, e.event), undefined)!;
       expect(await redis.get(ctx.keys.card(card))).toBe(encodeProjection(folded));
       expect(await redis.get(ctx.keys.components(card))).toBe(JSON.stringify(folded.data!.components));
+    }
+  });
+
+  it("writes the served markers of one turn's answers as one command per event-log shard, each in its slot", async () => {
+    ctx = new TargetContext(target);
+    const redis = ctx.client();
+    const store = ctx.store({ client: redis });
+    const until = Date.now() + 60_000;
+    const answer = (customerId: string, turn: number): ServedEntry[] =>
+      ['alpha', 'beta'].map((cardKey, i) => ({
+        key: ctx.keys.served('w_1', customerId, `t_${turn}`, cardKey),
+        workspaceId: 'w_1',
+        customerId,
+        contextThreadId: `t_${turn}`,
+        cardKey,
+        marker: { until, kind: i === 0 ? 'data' : 'placeholder' },
+      }));
+    const customers = ['c_1', 'c_2', 'c_3', 'c_4', 'c_5', 'c_6'];
+    const shards = new Set(customers.map((c) => ctx.keys.shardOf('w_1', c)));
+    const isCluster = redis instanceof Cluster;
+    // MONITOR shows every client of the server: only this test's keys are counted.
+    const watched = isCluster ? undefined : await monitor(Number(new URL(redisUrl()).port));
+    try {
+      // Two turns: the answers of the first are written together, the second's after them.
+      await Promise.all(customers.map((c) => store.markServed(answer(c, 1))));
+      await Promise.all(customers.map((c) => store.markServed(answer(c, 2))));
+      for (const turn of [1, 2]) {
+        for (const c of customers) {
+          const [data, placeholder] = answer(c, turn);
+          expect(await redis.get(data!.key)).toBe(String(until));
+          expect(await redis.get(placeholder!.key)).toBe(`${until}:placeholder`);
+          expect(await redis.pttl(data!.key)).toBeGreaterThan(55_000);
+        }
+      }
+      for (const c of customers) expect((await redis.smembers(ctx.keys.awaitingReload('w_1', c, 'beta'))).sort()).toEqual(['"t_1"', '"t_2"']);
+      if (watched) {
+        await new Promise((r) => setTimeout(r, 50)); // MONITOR's lines trail the replies
+        const scripts = watched.lines.filter((l) => l.client !== 'lua' && /^eval(sha)?$/i.test(l.args[0]!) && l.args.some((a) => a.startsWith(ctx.prefix)));
+        expect(scripts).toHaveLength(2 * shards.size);
+      }
+    } finally {
+      watched?.stop();
     }
   });
 
