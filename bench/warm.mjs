@@ -7,7 +7,10 @@
  * its TTL is a reload and bypasses the cache. The load therefore rotates over a pool of warm
  * customers and gives every request its own thread id, so no (customer, thread) pair repeats;
  * cards are customer-scoped, so every request is still a hit on a warm card. After the runs the
- * server's own lookup counters are checked: every lookup must be `fresh`.
+ * server's own lookup counters are checked: every lookup must be `fresh`. Multi-key requests
+ * come outside threads (the headline, repeated per customer), and at 5 keys × 50 connections
+ * also each in a new thread: Plain's own case, as it keeps a thread's cards for their TTL, so
+ * that every answer writes its served markers.
  *
  * Server CPU per request: the CPU time (user + system, from /proc/<pid>/stat) the server process
  * used during a run divided by the requests it answered, for cardproxy's `serve` process and the
@@ -156,6 +159,46 @@ async function captureAnswer(warm, k) {
 }
 
 export async function runWarm(ctx, warm) {
+  const rows = [];
+  /** A row of the closed-loop table from a combination's runs (`label`: its keys column). */
+  const tableRow = (label, k, c, bytes, proxyRuns, baseRuns) => {
+    const row = {
+      keys: k,
+      connections: c,
+      bytes: bytes.length,
+      proxy: serverSummary(proxyRuns),
+      base: serverSummary(baseRuns),
+      pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
+      // Per round, the two sides measured back to back: how much the ratio moves on this machine.
+      rounds: proxyRuns.map((p, i) => ({ proxy: cpuOf(p), base: cpuOf(baseRuns[i]), gc: p.gc })),
+    };
+    row.ratio = row.proxy.rps / row.base.rps;
+    // Paired: the median of the rounds' ratios (see closedRounds).
+    row.cpuRatio = median(row.rounds.map((x) => x.proxy.cpuUs / x.base.cpuUs));
+    rows.push([
+      label,
+      fmt.bytes(bytes.length),
+      String(c),
+      fmt.int(row.proxy.rps),
+      fmt.ms(row.proxy.p50),
+      fmt.ms(row.proxy.p99),
+      fmt.int(row.base.rps),
+      fmt.ms(row.base.p50),
+      fmt.ms(row.base.p99),
+      fmt.pct(row.ratio),
+      fmt.ms(row.proxy.cpuUs, 1),
+      fmt.ms(row.base.cpuUs, 1),
+      fmt.ratio(row.cpuRatio),
+      `${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}`,
+      `${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)}`,
+    ]);
+    return row;
+  };
+  const logRow = (what, row) =>
+    ctx.log(
+      `  ${what}: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms ${fmt.ms(row.proxy.cpuUs, 1)} µs CPU/req, ` +
+        `baseline ${fmt.int(row.base.rps)} req/s ${fmt.ms(row.base.cpuUs, 1)} µs CPU/req → CPU ${fmt.ratio(row.cpuRatio)}×; servers busy ${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}, load generator ${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)} of a core`,
+    );
   const duration = ctx.quick ? 1.5 : 5;
   const rounds = ctx.quick ? 1 : 3;
   const isHeadline = (k, c) => k === 5 && c === 50;
@@ -184,7 +227,6 @@ export async function runWarm(ctx, warm) {
     ctx.log(`  pinned: the servers (cardproxy serve, baseline) on CPU ${pin.server}, the load generator on CPU ${pin.load} (BENCH_PIN=0: not pinned)`);
   }
   const { lookups: before, near: nearBefore, waits: waitsBefore } = await scrape();
-  const rows = [];
   const results = {};
   let run = 0;
   for (const k of KEY_COUNTS) {
@@ -220,37 +262,8 @@ export async function runWarm(ctx, warm) {
             (which === 'base' ? baseRuns : proxyRuns).push(checked(res, `${which} run (${k} keys, ${c} conns)`));
           }
         }
-        const row = {
-          keys: k,
-          connections: c,
-          bytes: bytes.length,
-          proxy: serverSummary(proxyRuns),
-          base: serverSummary(baseRuns),
-          pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
-          // Per round, the two sides measured back to back: how much the ratio moves on this machine.
-          rounds: proxyRuns.map((p, i) => ({ proxy: cpuOf(p), base: cpuOf(baseRuns[i]), gc: p.gc })),
-        };
-        row.ratio = row.proxy.rps / row.base.rps;
-        // Paired: the median of the rounds' ratios (see closedRounds).
-        row.cpuRatio = median(row.rounds.map((x) => x.proxy.cpuUs / x.base.cpuUs));
+        const row = tableRow(String(k), k, c, bytes, proxyRuns, baseRuns);
         results[`${k}x${c}`] = row;
-        rows.push([
-          String(k),
-          fmt.bytes(bytes.length),
-          String(c),
-          fmt.int(row.proxy.rps),
-          fmt.ms(row.proxy.p50),
-          fmt.ms(row.proxy.p99),
-          fmt.int(row.base.rps),
-          fmt.ms(row.base.p50),
-          fmt.ms(row.base.p99),
-          fmt.pct(row.ratio),
-          fmt.ms(row.proxy.cpuUs, 1),
-          fmt.ms(row.base.cpuUs, 1),
-          fmt.ratio(row.cpuRatio),
-          `${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}`,
-          `${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)}`,
-        ]);
         if (k === 5 && c === 50) {
           // Open loop: requests evenly spaced at a quarter and at half the throughput just
           // measured, over at most the same 50 connections, so latency is the server's at that
@@ -282,10 +295,22 @@ export async function runWarm(ctx, warm) {
           }
           row.paced = row.openLoop.find((o) => o.fraction === 0.5);
         }
-        ctx.log(
-          `  ${k} keys × ${c} conns: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms ${fmt.ms(row.proxy.cpuUs, 1)} µs CPU/req, ` +
-            `baseline ${fmt.int(row.base.rps)} req/s ${fmt.ms(row.base.cpuUs, 1)} µs CPU/req → CPU ${fmt.ratio(row.cpuRatio)}×; servers busy ${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}, load generator ${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)} of a core`,
-        );
+        logRow(`${k} keys × ${c} conns`, row);
+      }
+      if (k === 5) {
+        // Plain's own case: it asks for a thread's cards when an agent opens the thread and keeps
+        // them for their TTL, so each such request is a new (customer, thread) context, whose
+        // answer writes its served markers. With 1 key every request is one already (see above).
+        const proxyRuns = [];
+        const baseRuns = [];
+        const threaded = (url) => ({ ...spec(url, 50, duration), threads: { prefix: `t${run++}-` } });
+        for (let r = 0; r < rounds; r++) {
+          proxyRuns.push(checked(await measuredLoad(closedLoop, threaded(warm.serve.url), warm.serve.pid, warm.serve.url), 'proxy run (5 keys in threads)'));
+          baseRuns.push(checked(await measuredLoad(closedLoop, threaded(baseline.url), baseline.pid), 'base run (5 keys in threads)'));
+        }
+        const row = tableRow('5, each in a new thread', k, 50, bytes, proxyRuns, baseRuns);
+        results['5x50-threads'] = row;
+        logRow('5 keys × 50 conns, each request in a new thread', row);
       }
     } finally {
       await baseline.stop();
