@@ -261,9 +261,9 @@ export class CardStore {
   /**
    * The markers of this event-loop turn's answers for one event-log shard: written as one
    * `markServed` command in the turn's pipeline (a customer's keys share its shard's hash tag, so
-   * the command stays in one slot of a cluster). One command per answer instead (its arguments, a
-   * reply, a promise) cost about a tenth of a warm request in a thread, where every answer writes
-   * its markers (BENCHMARKS.md: warm requests in threads).
+   * the command stays in one slot of a cluster), instead of one per answer: in a thread every
+   * warm answer writes its markers, and each command costs a command object, a reply to decode
+   * and a promise besides its arguments (Redis's own `EVALSHA` overhead too).
    */
   #markerGroup(workspaceId: string, customerId: string): MarkerGroup {
     const shard = this.#keys.shardOf(workspaceId, customerId);
