@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cardsReply, textOf, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { cardsBody, cleanupProxies, startTestUpstream, eventually, postCards as postCardsUnbounded, redisUrl, startTestProxy as startUnbounded, testConfig, type TestProxy } from '../helpers/harness.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { maxReserveMs } from '../../src/core/budget-reserve.js';
 
 const BUDGET_MS = 1000;
 /** The upstream answers customers whose id starts with `slow` after this long (beyond the budget). */
@@ -144,7 +145,10 @@ describe('Redis cut while serving', () => {
     const slow = await postCards(proxy, cardsBody(['alpha'], 'slow_1'));
     expect(slow.status).toBe(200);
     expect(slow.ms).toBeLessThan(BUDGET_MS + 100);
-    expect(slow.ms).toBeGreaterThan(BUDGET_MS - 100); // it did wait for the upstream, up to the budget
+    // It did wait for the upstream, until its deadline: the budget less what the request keeps
+    // back (at most a quarter: its time before it was read, which a test process's own busy event
+    // loop adds to, and recent lateness; budget-reserve.ts).
+    expect(slow.ms).toBeGreaterThanOrEqual(BUDGET_MS - maxReserveMs(BUDGET_MS));
     expect(slow.body.cards).toEqual([{ key: 'alpha', timeToLiveSeconds: 15, components: expect.any(Array) }]);
     expect(textOf(slow.body.cards[0])).toBe('Loading…');
     expect(await metric(proxy, 'cardproxy_cards_served_total', { card_key: 'alpha', source: 'placeholder' })).toBe(1);
