@@ -25,6 +25,15 @@ export function cardRefFor(
   };
 }
 
+/**
+ * Whether a request in `contextThreadId`'s context (null: outside threads) is in the card's own
+ * context, the one it is cached for: outside threads for a `customer`-scope card, its thread for a
+ * `thread`-scope one. A `customer`-scope card asked for in a thread is not.
+ */
+export function isOwnContext(ref: CardRef, contextThreadId: string | null): boolean {
+  return ref.threadId === contextThreadId;
+}
+
 /** A stable string for a CardRef, used for in-process maps and notifications. */
 export function cardRefId(ref: CardRef): string {
   return JSON.stringify([ref.workspaceId, ref.customerId, ref.threadId, ref.cardKey]);

@@ -38,8 +38,9 @@ export interface NearEntry {
   /** When the projection expires from Redis (its keep-until, by the card clock): absent after. */
   readonly keepUntil: number;
   /**
-   * The served marker of the card's own context (outside any thread for a customer-scope card,
-   * its thread for a thread-scope one), known to hold `marker` in Redis since this state was read:
+   * The served marker of the card's own context (`isOwnContext` in core/card-ref.ts: outside
+   * threads for a customer-scope card, its thread for a thread-scope one), known to hold `marker`
+   * in Redis since this state was read:
    * only a data marker (`mayKeepServedMarkerInMemory`); absent means "not known" (a multi-key
    * answer then writes its marker). Dropped with the entry on any change of the card.
    *

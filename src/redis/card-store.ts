@@ -6,7 +6,7 @@
 import type { ChainableCommander } from 'ioredis';
 import { isCluster, type RedisClient } from './connections.js';
 import type { Clock } from '../core/clock.js';
-import type { CardRef } from '../core/card-ref.js';
+import { isOwnContext, type CardRef } from '../core/card-ref.js';
 import { keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
 import { rememberedMarker, type NearCache } from '../near-cache/near-cache.js';
 import { ComponentsJson } from './components-json.js';
@@ -163,7 +163,7 @@ export class CardStore {
     if (ticket) near!.end(ticket);
     if (near) {
       for (const i of markerFromRedis) {
-        if (states[i] !== undefined && refs[i]!.threadId === contextThreadId) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
+        if (states[i] !== undefined && isOwnContext(refs[i]!, contextThreadId)) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
       }
     }
     return { states, served };
@@ -250,7 +250,7 @@ export class CardStore {
     // Once written, the markers are known to hold these values: the near cache remembers those of
     // the cards' own contexts (see NearEntry.served); a thread's marker of a customer-scope card is not kept.
     let own: number[] | undefined;
-    for (let i = 0; i < entries.length; i++) if (refs[i]!.threadId === entries[i]!.contextThreadId) (own ??= []).push(i);
+    for (let i = 0; i < entries.length; i++) if (isOwnContext(refs[i]!, entries[i]!.contextThreadId)) (own ??= []).push(i);
     if (own === undefined) return written;
     return written.then((result) => {
       for (const i of own) near.rememberServed(this.#keys.card(refs[i]!), entries[i]!.key, entries[i]!.marker);
