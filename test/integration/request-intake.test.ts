@@ -55,12 +55,15 @@ describe('request intake', () => {
     expect(before).toBeLessThan(0.1);
 
     // Read 300 ms late: counted from the read, the answer would go out at 2.2 s; it goes out
-    // within the budget, its wait having ended 300 ms earlier.
+    // within the budget, its wait having ended 300 ms earlier. The upper bound allows the 50 ms
+    // that issue 13 allows a cold answer past the budget: this process has just held its own
+    // event loop for 300 ms and runs beside the rest of the suite (2,006 ms was seen once), and
+    // counted from the read the answer would still be 150 ms past it.
     const late = await rawPost(proxy.url!, cardsBody(['alpha'], 'c_late'), 300);
     expect(late.status).toBe(200);
     expect(late.body.cards[0].components).toEqual(loading);
     expect(late.ms).toBeGreaterThanOrEqual(1780);
-    expect(late.ms).toBeLessThan(2000);
+    expect(late.ms).toBeLessThan(2050);
     const waited = (await queued()) - before;
     expect(waited).toBeGreaterThanOrEqual(0.3);
     expect(waited).toBeLessThan(0.42);
