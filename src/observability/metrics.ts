@@ -54,6 +54,7 @@ export class Metrics {
   readonly nearCacheFlushes: Counter<'reason'>;
   readonly redisUp: Gauge<'role'>;
   readonly degradedAnswers: Counter;
+  readonly servedMarkersLost: Counter;
   #redisConnections: RedisConnectionsSource | undefined;
 
   #queueDepth: QueueDepthSource | undefined;
@@ -211,6 +212,11 @@ export class Metrics {
     this.degradedAnswers = new Counter({
       name: 'cardproxy_degraded_answers_total',
       help: '/cards requests answered in degraded mode: RedisClient was unreachable, upstreams were called directly.',
+      registers,
+    });
+    this.servedMarkersLost = new Counter({
+      name: 'cardproxy_served_markers_lost_total',
+      help: 'Served markers of answered cards that could not be written to Redis: a manual reload of those cards may be answered from the cache, and a placeholder among them is not pushed to reload.',
       registers,
     });
     this.webhooks = new Counter({

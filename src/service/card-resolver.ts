@@ -418,7 +418,12 @@ export class CardResolver {
       outcomes.push({ key: item.key, result: kind, source: answer.source, ms: now - receivedAt });
     }
     if (!opts.degraded && served !== undefined) {
-      d.store.markServed(served, servedRefs).catch((err: unknown) => this.#warnings.warn(err, {}, 'could not record served cards'));
+      const count = served.length;
+      d.store.markServed(served, servedRefs).catch((err: unknown) => {
+        // A lost marker only misses one manual reload or push reload, so the answer stands.
+        d.metrics.servedMarkersLost.inc(count);
+        this.#warnings.warn(err, {}, 'could not record served cards');
+      });
     }
     if (opts.degraded) d.metrics.degradedAnswers.inc();
     return { cards, outcomes, degraded: opts.degraded };

@@ -86,6 +86,7 @@ export const MORE_METRICS: Readonly<Record<string, { type: MetricType; labels: L
   // Redis health (README, "Reliability"): the roles are command, jobs, subscriber, worker:<upstream>.
   cardproxy_redis_up: { type: 'gauge', labels: { role: null } },
   cardproxy_degraded_answers_total: { type: 'counter', labels: {} },
+  cardproxy_served_markers_lost_total: { type: 'counter', labels: {} },
   // The refresh queue's bound and removed jobs (README, "Priorities and bounds").
   cardproxy_refresh_dropped_total: { type: 'counter', labels: { upstream: null, reason: ['queue_full', 'removed'] } },
   // Jobs run again after their lock lapsed (README, "A crashed worker loses nothing").
