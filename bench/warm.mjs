@@ -118,6 +118,13 @@ function p99Target(name, p99, baseP99) {
   );
 }
 
+/** Redis's own CPU time so far (ms, user + system, from `INFO cpu`): the served markers' writes land there. */
+async function redisCpuMs(redis) {
+  const info = await redis.info('cpu');
+  const field = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+}
+
 /** Seconds of garbage-collection pauses of a cardproxy process so far, by kind (minor, major, incremental, weakcb). */
 async function gcSeconds(url) {
   return sumBy(await scrapeMetrics(url, [GC]), GC, 'kind');
@@ -126,13 +133,16 @@ async function gcSeconds(url) {
 /**
  * Runs the load against `url` while measuring the server process `pid`'s CPU time; for a
  * cardproxy process (`gcUrl`) also its garbage-collection pauses (read from its /metrics outside
- * the measured window): young collections (`minor`) and the rest.
+ * the measured window): young collections (`minor`) and the rest, and with `redis` Redis's own
+ * CPU time (µs per request, and its share of a core over the load generator's run).
  */
-async function measuredLoad(load, spec, pid, gcUrl) {
+async function measuredLoad(load, spec, pid, gcUrl, redis) {
   const gcBefore = gcUrl ? await gcSeconds(gcUrl) : undefined;
+  const redisBefore = redis ? await redisCpuMs(redis) : undefined;
   const before = processCpuSplitMs(pid);
   const res = await load(spec);
   const after = processCpuSplitMs(pid);
+  const redisMs = redis ? (await redisCpuMs(redis)) - redisBefore : undefined;
   const perReq = (seconds) => (seconds * 1e6) / Math.max(1, res.total);
   const userUs = perReq((after.user - before.user) / 1000);
   const systemUs = perReq((after.system - before.system) / 1000);
@@ -142,7 +152,8 @@ async function measuredLoad(load, spec, pid, gcUrl) {
     const delta = (kind) => (gcAfter[kind] ?? 0) - (gcBefore[kind] ?? 0);
     gc = { minorUs: perReq(delta('minor')), otherUs: perReq(delta('major') + delta('incremental') + delta('weakcb')) };
   }
-  return { ...res, serverCpuUsPerReq: userUs + systemUs, userUs, systemUs, gc };
+  const redisCpu = redisMs === undefined ? undefined : { usPerReq: perReq(redisMs / 1000), busy: redisMs / res.wallMs };
+  return { ...res, serverCpuUsPerReq: userUs + systemUs, userUs, systemUs, gc, redisCpu };
 }
 
 /** A run's server CPU per request: in all, user and system. */
@@ -171,6 +182,8 @@ export async function runWarm(ctx, warm) {
       pairRatios: proxyRuns.map((p, i) => p.rps / baseRuns[i].rps),
       // Per round, the two sides measured back to back: how much the ratio moves on this machine.
       rounds: proxyRuns.map((p, i) => ({ proxy: cpuOf(p), base: cpuOf(baseRuns[i]), gc: p.gc })),
+      // Redis's own CPU during cardproxy's runs (the baseline uses none).
+      redis: { usPerReq: median(proxyRuns.map((p) => p.redisCpu?.usPerReq ?? NaN)), busy: median(proxyRuns.map((p) => p.redisCpu?.busy ?? NaN)) },
     };
     row.ratio = row.proxy.rps / row.base.rps;
     // Paired: the median of the rounds' ratios (see closedRounds).
@@ -197,7 +210,8 @@ export async function runWarm(ctx, warm) {
   const logRow = (what, row) =>
     ctx.log(
       `  ${what}: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms ${fmt.ms(row.proxy.cpuUs, 1)} µs CPU/req, ` +
-        `baseline ${fmt.int(row.base.rps)} req/s ${fmt.ms(row.base.cpuUs, 1)} µs CPU/req → CPU ${fmt.ratio(row.cpuRatio)}×; servers busy ${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}, load generator ${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)} of a core`,
+        `baseline ${fmt.int(row.base.rps)} req/s ${fmt.ms(row.base.cpuUs, 1)} µs CPU/req → CPU ${fmt.ratio(row.cpuRatio)}×; servers busy ${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}, load generator ${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)} of a core; ` +
+        `Redis during cardproxy's runs ${fmt.ms(row.redis.usPerReq, 1)} µs/req, ${fmt.pct(row.redis.busy)} of a core`,
     );
   const duration = ctx.quick ? 1.5 : 5;
   const rounds = ctx.quick ? 1 : 3;
@@ -258,7 +272,7 @@ export async function runWarm(ctx, warm) {
             const res =
               which === 'base'
                 ? await measuredLoad(closedLoop, spec(baseline.url, c, seconds), baseline.pid)
-                : await measuredLoad(closedLoop, spec(warm.serve.url, c, seconds), warm.serve.pid, warm.serve.url);
+                : await measuredLoad(closedLoop, spec(warm.serve.url, c, seconds), warm.serve.pid, warm.serve.url, ctx.redis);
             (which === 'base' ? baseRuns : proxyRuns).push(checked(res, `${which} run (${k} keys, ${c} conns)`));
           }
         }
@@ -305,7 +319,7 @@ export async function runWarm(ctx, warm) {
         const baseRuns = [];
         const threaded = (url) => ({ ...spec(url, 50, duration), threads: { prefix: `t${run++}-` } });
         for (let r = 0; r < rounds; r++) {
-          proxyRuns.push(checked(await measuredLoad(closedLoop, threaded(warm.serve.url), warm.serve.pid, warm.serve.url), 'proxy run (5 keys in threads)'));
+          proxyRuns.push(checked(await measuredLoad(closedLoop, threaded(warm.serve.url), warm.serve.pid, warm.serve.url, ctx.redis), 'proxy run (5 keys in threads)'));
           baseRuns.push(checked(await measuredLoad(closedLoop, threaded(baseline.url), baseline.pid), 'base run (5 keys in threads)'));
         }
         const row = tableRow('5, each in a new thread', k, 50, bytes, proxyRuns, baseRuns);
@@ -381,6 +395,12 @@ export async function runWarm(ctx, warm) {
       `cardproxy's garbage-collection pauses in those rounds, µs per request (young collections + the rest): ` +
       headline.rounds.map((r) => `${fmt.ms(r.gc.minorUs, 1)} + ${fmt.ms(r.gc.otherUs, 1)}`).join(', ') +
       ` (from its own \`${GC.replace(/_sum$/, '')}\`; a few µs of young collections is normal, tens of µs or full collections under a steady warm load mean short-lived objects are reaching the old generation).`,
+    '',
+    `Redis's own CPU time (\`INFO cpu\`) during cardproxy's closed-loop runs, per request and as a share of a core: ` +
+      Object.entries(results)
+        .map(([combination, row]) => `${combination.replace('x', ' keys × ').replace('-threads', ' conns, each in a new thread')}${combination.includes('threads') ? '' : ' conns'} ${fmt.ms(row.redis.usPerReq, 1)} µs, ${fmt.pct(row.redis.busy)}`)
+        .join('; ') +
+      `. A warm multi-key answer outside threads sends Redis nothing (the near cache); an answer in a new thread (every 1-key request, and the threaded row) writes a served marker per card, and a 1-key one reads its marker first. Redis is not pinned: on two CPUs it shares the load generator's.`,
     '',
     `Server CPU per request: CPU time of the server process (/proc/<pid>/stat, user + system) during a run ÷ requests answered; ` +
       `server busy: that CPU time ÷ wall time (share of its core; the ratio is judged only when the baseline is at least 90 % busy, i.e. saturated). ` +
