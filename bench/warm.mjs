@@ -207,12 +207,15 @@ export async function runWarm(ctx, warm) {
     ]);
     return row;
   };
-  const logRow = (what, row) =>
+  /** Logs a row's summary line; `what` names its combination, kept on the row for the report's text. */
+  const logRow = (what, row) => {
+    row.what = what;
     ctx.log(
       `  ${what}: cardproxy ${fmt.int(row.proxy.rps)} req/s p99 ${fmt.ms(row.proxy.p99)} ms ${fmt.ms(row.proxy.cpuUs, 1)} µs CPU/req, ` +
         `baseline ${fmt.int(row.base.rps)} req/s ${fmt.ms(row.base.cpuUs, 1)} µs CPU/req → CPU ${fmt.ratio(row.cpuRatio)}×; servers busy ${fmt.pct(row.proxy.busy)} / ${fmt.pct(row.base.busy)}, load generator ${fmt.pct(row.proxy.loadShare)} / ${fmt.pct(row.base.loadShare)} of a core; ` +
         `Redis during cardproxy's runs ${fmt.ms(row.redis.usPerReq, 1)} µs/req, ${fmt.pct(row.redis.busy)} of a core`,
     );
+  };
   const duration = ctx.quick ? 1.5 : 5;
   const rounds = ctx.quick ? 1 : 3;
   const isHeadline = (k, c) => k === 5 && c === 50;
@@ -397,8 +400,8 @@ export async function runWarm(ctx, warm) {
       ` (from its own \`${GC.replace(/_sum$/, '')}\`; a few µs of young collections is normal, tens of µs or full collections under a steady warm load mean short-lived objects are reaching the old generation).`,
     '',
     `Redis's own CPU time (\`INFO cpu\`) during cardproxy's closed-loop runs, per request and as a share of a core: ` +
-      Object.entries(results)
-        .map(([combination, row]) => `${combination.replace('x', ' keys × ').replace('-threads', ' conns, each in a new thread')}${combination.includes('threads') ? '' : ' conns'} ${fmt.ms(row.redis.usPerReq, 1)} µs, ${fmt.pct(row.redis.busy)}`)
+      Object.values(results)
+        .map((row) => `${row.what} ${fmt.ms(row.redis.usPerReq, 1)} µs, ${fmt.pct(row.redis.busy)}`)
         .join('; ') +
       `. A warm multi-key answer outside threads sends Redis nothing (the near cache); an answer in a new thread (every 1-key request, and the threaded row) writes a served marker per card, and a 1-key one reads its marker first. Redis is not pinned: on two CPUs it shares the load generator's.`,
     '',
