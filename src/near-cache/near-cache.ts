@@ -56,16 +56,16 @@ export interface NearEntry {
   used: boolean;
 }
 
-/** A served marker an entry remembers, with its key (`KeyLayout.served`). */
+/** A served marker an entry remembers, with its context's marker hash (`KeyLayout.served`; the field is the entry's card). */
 export interface RememberedServed {
-  readonly key: string;
+  readonly hash: string;
   readonly marker: ServedMarker;
 }
 
-/** The marker `entry` remembers for the served key `servedKey`: null when it remembers none for it. */
-export function rememberedMarker(entry: NearEntry, servedKey: string): ServedMarker | null {
+/** The marker `entry` remembers in the context of marker hash `servedHash`: null when it remembers none there. */
+export function rememberedMarker(entry: NearEntry, servedHash: string): ServedMarker | null {
   const served = entry.served;
-  return served !== undefined && served.key === servedKey ? served.marker : null;
+  return served !== undefined && served.hash === servedHash ? served.marker : null;
 }
 
 /** Why everything was dropped; the `reason` label of cardproxy_near_cache_flushes_total. */
@@ -332,18 +332,18 @@ export class NearCache {
   }
 
   /**
-   * Remembers that the served marker `servedKey` of card `key`, of the card's own context (see
-   * `NearEntry.served`), now holds `marker` in Redis (null: none).
+   * Remembers that card `key`'s served marker in the marker hash `servedHash` of the card's own
+   * context (see `NearEntry.served`) now holds `marker` in Redis (null: none).
    */
-  rememberServed(key: string, servedKey: string, marker: ServedMarker | null): void {
+  rememberServed(key: string, servedHash: string, marker: ServedMarker | null): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
     const had = entry.served !== undefined;
     if (marker === null || !mayKeepServedMarkerInMemory(marker)) {
-      if (entry.served?.key !== servedKey) return;
+      if (entry.served?.hash !== servedHash) return;
       entry.served = undefined;
     } else {
-      entry.served = { key: servedKey, marker };
+      entry.served = { hash: servedHash, marker };
     }
     const grew = (entry.served !== undefined ? SERVED_OVERHEAD_BYTES : 0) - (had ? SERVED_OVERHEAD_BYTES : 0);
     entry.bytes += grew;

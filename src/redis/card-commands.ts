@@ -155,30 +155,32 @@ export class CardCommands {
    * Claims a landed card's contexts whose marker still says placeholder or error.
    * @returns the claimed set members
    */
-  claimAwaitingReload(setKey: string, markers: ReadonlyArray<{ readonly key: string; readonly member: string }>, now: number): Promise<string[]> {
+  claimAwaitingReload(setKey: string, cardKey: string, markers: ReadonlyArray<{ readonly hash: string; readonly member: string }>, now: number): Promise<string[]> {
     return runCommand<string[]>(
       this.#client,
       'claimAwaitingReload',
-      [setKey, ...markers.map((m) => m.key)],
-      [String(now), ...markers.map((m) => m.member)],
+      [setKey, ...markers.map((m) => m.hash)],
+      [String(now), cardKey, ...markers.map((m) => m.member)],
     );
   }
 }
 
 /**
- * Queues one answer's served markers (and awaiting-reload set members) on `pipeline`, which must
- * come from a client the commands are defined on (see `defineCommands`).
+ * Queues served markers (and awaiting-reload set members) on `pipeline`, which must come from a
+ * client the commands are defined on (see `defineCommands`): per marker hash its card key / value
+ * pairs and the time it must live at least (PX, ms).
  */
 export function markServed(
   pipeline: ChainableCommander,
-  markers: ReadonlyArray<{ readonly key: string; readonly value: string; readonly px: number }>,
+  hashes: ReadonlyArray<{ readonly key: string; readonly px: number; readonly fields: readonly string[] }>,
   sets: ReadonlyArray<{ readonly key: string; readonly member: string; readonly px: number }>,
 ): void {
   const keys: string[] = [];
-  const args: string[] = [String(markers.length)];
-  for (const m of markers) {
-    keys.push(m.key);
-    args.push(m.value, String(m.px));
+  const args: string[] = [String(hashes.length)];
+  for (const h of hashes) {
+    keys.push(h.key);
+    args.push(String(h.px), String(h.fields.length / 2));
+    for (const field of h.fields) args.push(field);
   }
   for (const s of sets) {
     keys.push(s.key);

@@ -85,21 +85,22 @@ export class CardStore {
    * The cached states of a `/cards` request's cards and, for manual reload detection and for not
    * writing served markers that are already right, when Plain's copies expire.
    *
-   * Without a near cache: one `MGET` of all of them, components included (they share the shard's hash tag). With
-   * one: states come from it while its feed is trusted, and Redis is asked only for what it does
-   * not hold; served markers are taken from what the near cache remembers, except with
-   * `readMarkers` (a single-key request, which may be a manual reload: its marker is always read
-   * from Redis, since any process may have answered that card last). A warm multi-key request
-   * thus needs no round trip at all. `contextThreadId` is the request's thread: a marker read from
-   * Redis is remembered only for the card's own context (`NearEntry.served`).
+   * Without a near cache: one round trip, an `MGET` of the states, components included, and an
+   * `HMGET` of the request context's served-marker hash `servedHash` (all share the shard's hash
+   * tag). With one: states come from it while its feed is trusted, and Redis is asked only for
+   * what it does not hold; served markers are taken from what the near cache remembers, except
+   * with `readMarkers` (a single-key request, which may be a manual reload: its marker is always
+   * read from Redis, since any process may have answered that card last). A warm multi-key
+   * request thus needs no round trip at all. `contextThreadId` is the request's thread: a marker
+   * read from Redis is remembered only for the card's own context (`NearEntry.served`).
    */
   async readForRequest(
     refs: readonly CardRef[],
-    servedKeys: readonly string[],
+    servedHash: string,
     readMarkers = true,
     contextThreadId: string | null = null,
   ): Promise<{ states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] }> {
-    const all = this.readNear(refs, servedKeys, readMarkers);
+    const all = this.readNear(refs, servedHash, readMarkers);
     if (all !== undefined) return all;
     const n = refs.length;
     const states = new Array<ServedCardState | undefined>(n);
@@ -129,29 +130,35 @@ export class CardStore {
       near!.stats.hits++;
       states[i] = entry.state;
       if (readMarkers) markerFromRedis.push(i);
-      else served[i] = rememberedMarker(entry, servedKeys[i]!);
+      else served[i] = rememberedMarker(entry, servedHash);
     }
     if (markerFromRedis.length === 0) return { states, served };
 
-    // One MGET (all keys share the customer's slot): projections, their components, served markers.
+    // One round trip (all keys share the customer's slot): an MGET of the projections and their
+    // components, if any, and an HMGET of the served markers.
     const m = stateFromRedis.length;
-    const keys = new Array<string>(2 * m + markerFromRedis.length);
+    const keys = new Array<string>(2 * m);
     for (let j = 0; j < m; j++) {
       const i = stateFromRedis[j]!;
       keys[j] = cardKeys[i]!;
       keys[m + j] = this.#keys.components(refs[i]!);
     }
-    for (let j = 0; j < markerFromRedis.length; j++) keys[2 * m + j] = servedKeys[markerFromRedis[j]!]!;
+    const fields = new Array<string>(markerFromRedis.length);
+    for (let j = 0; j < markerFromRedis.length; j++) fields[j] = refs[markerFromRedis[j]!]!.cardKey;
     const ticket = near?.begin(keys.slice(0, m));
     let values: (Buffer | null)[];
+    let markers: (Buffer | null)[];
     try {
-      values = (await this.#batched((pipeline) => pipeline.mgetBuffer(keys))) as (Buffer | null)[];
+      [values, markers] = (await Promise.all([
+        m === 0 ? [] : this.#batched((pipeline) => pipeline.mgetBuffer(keys)),
+        this.#batched((pipeline) => pipeline.hmgetBuffer(servedHash, ...fields)),
+      ])) as [(Buffer | null)[], (Buffer | null)[]];
     } catch (err) {
       if (ticket) near!.end(ticket);
       throw err;
     }
     for (let j = 0; j < markerFromRedis.length; j++) {
-      served[markerFromRedis[j]!] = decodeServedMarker(values[2 * m + j]?.toString('latin1'));
+      served[markerFromRedis[j]!] = decodeServedMarker(markers[j]?.toString('latin1'));
     }
     // The components stay the bytes Redis returned (see decodeForServing).
     for (let j = 0; j < m; j++) {
@@ -163,7 +170,7 @@ export class CardStore {
     if (ticket) near!.end(ticket);
     if (near) {
       for (const i of markerFromRedis) {
-        if (states[i] !== undefined && isOwnContext(refs[i]!, contextThreadId)) near.rememberServed(cardKeys[i]!, servedKeys[i]!, served[i]!);
+        if (states[i] !== undefined && isOwnContext(refs[i]!, contextThreadId)) near.rememberServed(cardKeys[i]!, servedHash, served[i]!);
       }
     }
     return { states, served };
@@ -176,7 +183,7 @@ export class CardStore {
    */
   readNear(
     refs: readonly CardRef[],
-    servedKeys: readonly string[],
+    servedHash: string,
     readMarkers: boolean,
   ): { states: (ServedCardState | undefined)[]; served: (ServedMarker | null)[] } | undefined {
     const near = this.#near;
@@ -189,7 +196,7 @@ export class CardStore {
       const entry = near.get(this.#keys.card(refs[i]!), now);
       if (entry === undefined) return undefined;
       states[i] = entry.state;
-      served[i] = rememberedMarker(entry, servedKeys[i]!);
+      served[i] = rememberedMarker(entry, servedHash);
     }
     near.stats.lookups += n;
     near.stats.hits += n;
@@ -253,7 +260,7 @@ export class CardStore {
     for (let i = 0; i < entries.length; i++) if (isOwnContext(refs[i]!, entries[i]!.contextThreadId)) (own ??= []).push(i);
     if (own === undefined) return written;
     return written.then((result) => {
-      for (const i of own) near.rememberServed(this.#keys.card(refs[i]!), entries[i]!.key, entries[i]!.marker);
+      for (const i of own) near.rememberServed(this.#keys.card(refs[i]!), entries[i]!.hash, entries[i]!.marker);
       return result;
     });
   }
@@ -281,9 +288,9 @@ export class CardStore {
     return group;
   }
 
-  /** Deletes served markers (see `CardResolver`'s take-over before a refresh it waits for). */
-  async forgetServed(keys: readonly string[]): Promise<void> {
-    if (keys.length > 0) await this.#batched((pipeline) => pipeline.del(...keys));
+  /** Deletes served markers of one context (see `CardResolver`'s take-over before a refresh it waits for). */
+  async forgetServed(servedHash: string, cardKeys: readonly string[]): Promise<void> {
+    if (cardKeys.length > 0) await this.#batched((pipeline) => pipeline.hdel(servedHash, ...cardKeys));
   }
 
   /**

@@ -7,7 +7,7 @@
  * so that `:`, `{` and `}` in them cannot break the layout or the hash tag.
  */
 import type { CardRef } from '../core/card-ref.js';
-import { CustomerKeyMemo, type KeyBuilder } from './customer-key-memo.js';
+import { CustomerKeyMemo, type ContextKeyBuilder, type KeyBuilder } from './customer-key-memo.js';
 
 const enc = encodeURIComponent;
 
@@ -43,8 +43,11 @@ export interface KeyLayout {
   components(ref: CardRef): string;
   /** Marks a card whose refresh is queued or running (single-flight). */
   inflight(ref: CardRef): string;
-  /** When Plain's copy of a card, answered in a (customer, thread) context, expires. */
-  served(workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string): string;
+  /**
+   * The served markers of one (customer, thread) context: a hash of card key → when Plain's copy
+   * of that card, answered in this context, expires and what it showed (see served-marker.ts).
+   */
+  served(workspaceId: string, customerId: string, contextThreadId: string | null): string;
   /**
    * The contexts (thread ids) in which a card was answered with its placeholder or error
    * components: a set whose members are `servedContextMember(threadId)` (see served-markers.ts).
@@ -90,11 +93,11 @@ export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
     `${shardTag(shardOf(workspaceId, customerId))}:${kind}:${enc(workspaceId)}:${enc(customerId)}`;
   const cardSuffix = (ref: CardRef) => (ref.threadId === null ? enc(ref.cardKey) : `${enc(ref.cardKey)}:${enc(ref.threadId)}`);
   const cardScoped = (kind: string, ref: CardRef) => `${customerKey(kind, ref.workspaceId, ref.customerId)}:${cardSuffix(ref)}`;
-  // The keys a warm request builds (projection and served marker), kept for recent customers.
+  // The keys a warm request builds (projections and served-marker hash), kept for recent customers.
   const keys = new CustomerKeyMemo(MEMO_CHARS);
   const buildCardKey: KeyBuilder = (workspaceId, customerId, threadId, cardKey) => cardScoped('card', { workspaceId, customerId, threadId, cardKey });
-  const buildServedKey: KeyBuilder = (workspaceId, customerId, contextThreadId, cardKey) =>
-    `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}:${enc(cardKey)}`;
+  const buildServedKey: ContextKeyBuilder = (workspaceId, customerId, contextThreadId) =>
+    `${customerKey('served', workspaceId, customerId)}:${contextThreadId === null ? '-' : enc(contextThreadId)}`;
   // Encoded parts hold no ':', '{' or '}', and the prefix no ':' (KEY_PREFIX_PATTERN).
   const cardKeyPattern = new RegExp(`^${escapeRegExp(prefix)}:\\{[^{}]*\\}:card:([^:]*):([^:]*):([^:]+)(?::([^:]+))?$`);
   const parseCard = (key: string): CardRef | null => {
@@ -121,11 +124,10 @@ export function keyLayout(prefix: string, shardCount = 1): KeyLayout {
     ttlOverrides: `${shardTag(0)}:ttl-overrides`,
     refreshChannel: (shard: number) => `${shardTag(checkShard(shard, shardCount))}:refresh-outcomes`,
     cacheEpoch: `${prefix}:cache-epoch`,
-    card: (ref: CardRef) => keys.key('card', ref.workspaceId, ref.customerId, ref.threadId, ref.cardKey, buildCardKey),
+    card: (ref: CardRef) => keys.key(ref.workspaceId, ref.customerId, ref.threadId, ref.cardKey, buildCardKey),
     components: (ref: CardRef) => cardScoped('components', ref),
     inflight: (ref: CardRef) => cardScoped('inflight', ref),
-    served: (workspaceId: string, customerId: string, contextThreadId: string | null, cardKey: string) =>
-      keys.key('served', workspaceId, customerId, contextThreadId, cardKey, buildServedKey),
+    served: (workspaceId: string, customerId: string, contextThreadId: string | null) => keys.contextKey(workspaceId, customerId, contextThreadId, buildServedKey),
     awaitingReload: (workspaceId: string, customerId: string, cardKey: string) =>
       `${customerKey('awaiting-reload', workspaceId, customerId)}:${enc(cardKey)}`,
     customerIndex: (shard: number, kind: CustomerIndexKind, value: string) =>

@@ -94,7 +94,8 @@ interface Item {
   readonly group: UpstreamGroup;
   /** The thread of the request (the card's own `ref.threadId` is null for customer scope). */
   readonly contextThreadId: string | null;
-  readonly servedKey: string;
+  /** The request context's served-marker hash (`KeyLayout.served`), the same for all of a request's items. */
+  readonly servedHash: string;
 }
 
 export class CardResolver {
@@ -128,7 +129,7 @@ export class CardResolver {
     const outcomes: KeyOutcome[] = [];
     const items: Item[] = [];
     const refs: CardRef[] = [];
-    const servedKeys: string[] = [];
+    const servedHash = d.store.keys.served(workspaceId, customerId, contextThreadId);
     for (let k = 0; k < keys.length; k++) {
       const key = keys[k]!;
       const policy = d.policies.get(key);
@@ -138,10 +139,8 @@ export class CardResolver {
         continue;
       }
       const ref = cardRefFor(policy.scope, refContext, key);
-      const servedKey = d.store.keys.served(workspaceId, customerId, contextThreadId, key);
-      items.push({ key, policy, ref, group: d.groups.groupOf(policy.upstream), contextThreadId, servedKey });
+      items.push({ key, policy, ref, group: d.groups.groupOf(policy.upstream), contextThreadId, servedHash });
       refs.push(ref);
-      servedKeys.push(servedKey);
     }
     if (outcomes.length > 0) d.log.warn({ unknownKeys: outcomes.map((o) => o.key) }, 'requested card keys are not configured');
     if (items.length === 0) return { cards: [], outcomes, degraded: false };
@@ -152,9 +151,9 @@ export class CardResolver {
     const readMarkers = keys.length === 1;
     // A warm multi-key request is answered from the near cache without waiting for anything: then
     // this whole method runs synchronously (the HTTP layer answers such a request at once).
-    const near = d.store.readNear(refs, servedKeys, readMarkers);
+    const near = d.store.readNear(refs, servedHash, readMarkers);
     if (near !== undefined) return this.#afterRead(context, keys.length, items, outcomes, near, receivedAt, queuedMs, readAt);
-    return this.#readAndResolve(context, keys.length, items, outcomes, refs, servedKeys, readMarkers, receivedAt, queuedMs, readAt);
+    return this.#readAndResolve(context, keys.length, items, outcomes, refs, servedHash, readMarkers, receivedAt, queuedMs, readAt);
   }
 
   async #readAndResolve(
@@ -163,7 +162,7 @@ export class CardResolver {
     items: readonly Item[],
     outcomes: KeyOutcome[],
     refs: readonly CardRef[],
-    servedKeys: readonly string[],
+    servedHash: string,
     readMarkers: boolean,
     receivedAt: number,
     queuedMs: number,
@@ -172,7 +171,7 @@ export class CardResolver {
     const d = this.#d;
     let read: Awaited<ReturnType<CardStore['readForRequest']>>;
     try {
-      read = await d.store.readForRequest(refs, servedKeys, readMarkers, context.thread?.id ?? null);
+      read = await d.store.readForRequest(refs, servedHash, readMarkers, context.thread?.id ?? null);
     } catch (err) {
       this.#warnings.warn(err, {}, 'cache unreachable: calling upstreams directly');
       d.health?.markDown();
@@ -260,7 +259,8 @@ export class CardResolver {
     const at = waiting.map((item) => items.indexOf(item)).filter((i) => awaitsPushReload(now, served[i] ?? null));
     if (at.length === 0) return;
     try {
-      await this.#d.store.forgetServed(at.map((i) => items[i]!.servedKey));
+      // A request's items share one context, so one marker hash.
+      await this.#d.store.forgetServed(items[0]!.servedHash, at.map((i) => items[i]!.key));
       for (const i of at) served[i] = null;
     } catch (err) {
       this.#warnings.warn(err, {}, 'could not take over served markers');
@@ -405,7 +405,7 @@ export class CardResolver {
       const before = opts.read?.served[i];
       if (before?.until !== until || before.kind !== servedKind) {
         (served ??= []).push({
-          key: item.servedKey,
+          hash: item.servedHash,
           workspaceId: item.ref.workspaceId,
           customerId: item.ref.customerId,
           contextThreadId: item.contextThreadId,

@@ -230,7 +230,7 @@ describe('memory bound', () => {
     await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads')); // into the near cache, with the customer's markers
     redis = new Redis(redisUrl());
     const keys = keyLayout(config.redis.keyPrefix);
-    await eventually(async () => (await redis!.exists(keys.served('w_test', 'c_threads', null, 'beta'))) === 1);
+    await eventually(async () => (await redis!.hexists(keys.served('w_test', 'c_threads', null), 'beta')) === 1);
     await new Promise((r) => setTimeout(r, 100)); // the markers' reply has been handled
     const held = await gauge('cardproxy_near_cache_bytes');
     const hits = (await nearMetric(proxy, 'cardproxy_near_cache_lookups_total')).hit!;
@@ -238,8 +238,8 @@ describe('memory bound', () => {
       const res = await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads', { thread: { id: `t_${t}`, externalId: null } }));
       expect(res.body.cards.map((c: { timeToLiveSeconds: number }) => c.timeToLiveSeconds)).toEqual([240, 240]);
     }
-    const markers = Array.from({ length: 20 }, (_, t) => ['alpha', 'beta'].map((k) => keys.served('w_test', 'c_threads', `t_${t}`, k))).flat();
-    await eventually(async () => (await redis!.exists(...markers)) === markers.length);
+    const markers = Array.from({ length: 20 }, (_, t) => keys.served('w_test', 'c_threads', `t_${t}`));
+    await eventually(async () => (await Promise.all(markers.map((hash) => redis!.hlen(hash)))).every((fields) => fields === 2));
     await new Promise((r) => setTimeout(r, 100));
     // Answered from the near cache (a lagging feed may send a few to Redis), each thread's markers
     // written, and the near cache no larger: 40 remembered markers would have added 8,000 bytes.
@@ -247,12 +247,12 @@ describe('memory bound', () => {
     expect(await gauge('cardproxy_near_cache_bytes')).toBe(held);
     // The customer's own markers are still remembered: its next answer writes none. (Marked in
     // Redis so that a rewrite, of the same value, would show.)
-    const own = keys.served('w_test', 'c_threads', null, 'alpha');
-    const marked = String(Number(await redis.get(own)) + 1);
-    await redis.set(own, marked, 'KEEPTTL');
+    const own = keys.served('w_test', 'c_threads', null);
+    const marked = String(Number(await redis.hget(own, 'alpha')) + 1);
+    await redis.hset(own, 'alpha', marked);
     await postCards(proxy, cardsBody(['alpha', 'beta'], 'c_threads'));
     await new Promise((r) => setTimeout(r, 100));
-    expect(await redis.get(own)).toBe(marked);
+    expect(await redis.hget(own, 'alpha')).toBe(marked);
     expect(legacy.calls).toHaveLength(1);
   });
 

@@ -51,28 +51,28 @@ describe('eviction (CLOCK)', () => {
 });
 
 describe('remembered served markers', () => {
-  it('keeps one data marker per entry (the last), counted in its bytes, and forgets it only for its own key', () => {
+  it('keeps one data marker per entry (the last), counted in its bytes, and forgets it only for its own context', () => {
     const { near } = cache();
     near.put('k', STATE, Infinity, 100);
     const held = near.bytes;
-    near.rememberServed('k', 'served:-:k', { until: 5000, kind: 'data' });
-    expect(rememberedMarker(near.get('k', 0)!, 'served:-:k')).toEqual({ until: 5000, kind: 'data' });
+    near.rememberServed('k', 'served:-', { until: 5000, kind: 'data' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:-')).toEqual({ until: 5000, kind: 'data' });
     expect(near.bytes).toBe(held + 200);
     // A newer marker replaces it; the size stays that of one.
-    near.rememberServed('k', 'served:-:k', { until: 6000, kind: 'data' });
-    near.rememberServed('k', 'served:t_1:k', { until: 7000, kind: 'data' });
-    expect(rememberedMarker(near.get('k', 0)!, 'served:-:k')).toBeNull();
-    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1:k')).toEqual({ until: 7000, kind: 'data' });
+    near.rememberServed('k', 'served:-', { until: 6000, kind: 'data' });
+    near.rememberServed('k', 'served:t_1', { until: 7000, kind: 'data' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:-')).toBeNull();
+    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1')).toEqual({ until: 7000, kind: 'data' });
     expect(near.bytes).toBe(held + 200);
-    // "No marker" or a placeholder for another key leaves it; for its own key, forgets it.
-    near.rememberServed('k', 'served:-:k', null);
-    near.rememberServed('k', 'served:t_2:k', { until: 8000, kind: 'placeholder' });
-    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1:k')).toEqual({ until: 7000, kind: 'data' });
-    near.rememberServed('k', 'served:t_1:k', { until: 9000, kind: 'error' });
-    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1:k')).toBeNull();
+    // "No marker" or a placeholder in another context leaves it; in its own, forgets it.
+    near.rememberServed('k', 'served:-', null);
+    near.rememberServed('k', 'served:t_2', { until: 8000, kind: 'placeholder' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1')).toEqual({ until: 7000, kind: 'data' });
+    near.rememberServed('k', 'served:t_1', { until: 9000, kind: 'error' });
+    expect(rememberedMarker(near.get('k', 0)!, 'served:t_1')).toBeNull();
     expect(near.bytes).toBe(held);
     // A card not held remembers nothing.
-    near.rememberServed('other', 'served:-:other', { until: 5000, kind: 'data' });
+    near.rememberServed('other', 'served:-', { until: 5000, kind: 'data' });
     expect(near.bytes).toBe(held);
   });
 });

@@ -42,7 +42,7 @@ it('finds a placeholder marker recorded just after the card landed, and pushes i
   expect(plain.calls).toEqual([]);
   // ... the request's marker arrives now, as it does when the card landed between its last read and its write.
   const pipeline = redis.pipeline();
-  const entry = { key: keys.served('w', 'c_1', 'th_9', 'alpha'), workspaceId: 'w', customerId: 'c_1', contextThreadId: 'th_9', cardKey: 'alpha' };
+  const entry = { hash: keys.served('w', 'c_1', 'th_9'), workspaceId: 'w', customerId: 'c_1', contextThreadId: 'th_9', cardKey: 'alpha' };
   markServedCommand(pipeline, keys, [{ ...entry, marker: { until: Date.now() + 15_000, kind: 'placeholder' } }], Date.now());
   await pipeline.exec();
 

@@ -27,8 +27,8 @@ describe('key layout', () => {
         keys.card(ref(customerId, 'beta', 't_{9}:x')),
         keys.components(ref(customerId)),
         keys.inflight(ref(customerId)),
-        keys.served('w_1', customerId, null, 'alpha'),
-        keys.served('w_1', customerId, 't_1', 'alpha'),
+        keys.served('w_1', customerId, null),
+        keys.served('w_1', customerId, 't_1'),
         keys.awaitingReload('w_1', customerId, 'alpha'),
         keys.customerCards('w_1', customerId),
         keys.customerIndex(shard, 'email', `${customerId}@example.com`),
@@ -79,13 +79,16 @@ describe('key layout', () => {
     for (const [cardKey, thread] of pairs) {
       // Built twice (kept the second time), and as a layout that never saw them builds them.
       keys.card(ref('c_2', cardKey, thread));
-      keys.served('w_1', 'c_2', thread, cardKey);
+      keys.served('w_1', 'c_2', thread);
     }
     for (const [cardKey, thread] of pairs) {
       expect(keys.card(ref('c_2', cardKey, thread))).toBe(keyLayout('p', 4).card(ref('c_2', cardKey, thread)));
-      expect(keys.served('w_1', 'c_2', thread, cardKey)).toBe(keyLayout('p', 4).served('w_1', 'c_2', thread, cardKey));
+      expect(keys.served('w_1', 'c_2', thread)).toBe(keyLayout('p', 4).served('w_1', 'c_2', thread));
     }
     expect(new Set(pairs.map(([cardKey, thread]) => fresh.card(ref('c_2', cardKey, thread)))).size).toBe(pairs.length);
+    // One marker hash per context: no thread id passes for another, or for none.
+    const threads = [...new Set(pairs.map(([, thread]) => thread))];
+    expect(new Set(threads.map((thread) => fresh.served('w_1', 'c_2', thread))).size).toBe(threads.length);
   });
 
   it('still builds the right keys after the kept ones were dropped (more customers than it keeps)', () => {
@@ -94,10 +97,10 @@ describe('key layout', () => {
     // About 40,000 customers × 2 keys of ~40 characters: past the bound several times.
     for (let c = 0; c < 40_000; c++) {
       expect(keys.card(ref(`c_${c}`))).toBe(`p:{p:events-${fresh.shardOf('w_1', `c_${c}`)}}:card:w_1:c_${c}:alpha`);
-      keys.served('w_1', `c_${c}`, 't', 'alpha');
+      keys.served('w_1', `c_${c}`, null);
     }
     expect(keys.card(ref('c_7'))).toBe(fresh.card(ref('c_7')));
-    expect(keys.served('w_1', 'c_7', 't', 'alpha')).toBe(fresh.served('w_1', 'c_7', 't', 'alpha'));
+    expect(keys.served('w_1', 'c_7', null)).toBe(fresh.served('w_1', 'c_7', null));
   });
 
   it('refuses shard counts and shards out of range', () => {

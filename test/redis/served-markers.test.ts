@@ -24,7 +24,7 @@ afterAll(() => redis.disconnect());
 afterEach(async () => deleteByPrefix(redis, keys.prefix));
 
 function entry(contextThreadId: string | null, cardKey: string, kind: ServedKind, until = NOW + 15_000): ServedEntry {
-  return { key: keys.served('w', 'c', contextThreadId, cardKey), workspaceId: 'w', customerId: 'c', contextThreadId, cardKey, marker: { until, kind } };
+  return { hash: keys.served('w', 'c', contextThreadId), workspaceId: 'w', customerId: 'c', contextThreadId, cardKey, marker: { until, kind } };
 }
 
 async function mark(entries: ServedEntry[]): Promise<void> {
@@ -36,23 +36,40 @@ async function mark(entries: ServedEntry[]): Promise<void> {
 
 const customerCard = (cardKey: string): CardRef => ({ workspaceId: 'w', customerId: 'c', threadId: null, cardKey });
 
-it('records what was served, with its expiry in Plain as the key TTL', async () => {
+/** A hash's TTL (ms), asserted to lie within `ms` minus one second and `ms`. */
+async function expectPttl(key: string, ms: number): Promise<void> {
+  const pttl = await redis.pttl(key);
+  expect(pttl).toBeGreaterThan(ms - 1000);
+  expect(pttl).toBeLessThanOrEqual(ms);
+}
+
+it("records what was served in its context's hash, which lives as long as its longest marker", async () => {
   keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
-  await mark([entry(null, 'alpha', 'data'), entry('th_1', 'alpha', 'placeholder'), entry('th_2', 'beta', 'error', NOW + 300_000)]);
-  expect(await redis.get(keys.served('w', 'c', null, 'alpha'))).toBe(String(NOW + 15_000));
-  expect(await redis.get(keys.served('w', 'c', 'th_1', 'alpha'))).toBe(`${NOW + 15_000}:placeholder`);
-  expect(await redis.get(keys.served('w', 'c', 'th_2', 'beta'))).toBe(`${NOW + 300_000}:error`);
+  await mark([
+    entry(null, 'alpha', 'data'),
+    entry(null, 'beta', 'data', NOW + 60_000),
+    entry('th_1', 'alpha', 'placeholder'),
+    entry('th_2', 'beta', 'error', NOW + 300_000),
+    entry('th_2', 'alpha', 'data', NOW + 5000),
+  ]);
+  expect(await redis.hgetall(keys.served('w', 'c', null))).toEqual({ alpha: String(NOW + 15_000), beta: String(NOW + 60_000) });
+  expect(await redis.hgetall(keys.served('w', 'c', 'th_1'))).toEqual({ alpha: `${NOW + 15_000}:placeholder` });
+  expect(await redis.hgetall(keys.served('w', 'c', 'th_2'))).toEqual({ beta: `${NOW + 300_000}:error`, alpha: String(NOW + 5000) });
   expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual(['"th_1"']);
   expect(await redis.smembers(keys.awaitingReload('w', 'c', 'beta'))).toEqual(['"th_2"']);
   // Markers are written relative to the injected now, which lies in the future here.
-  const pttl = await redis.pttl(keys.awaitingReload('w', 'c', 'beta'));
-  expect(pttl).toBeGreaterThan(299_000);
-  expect(pttl).toBeLessThanOrEqual(300_000);
+  await expectPttl(keys.served('w', 'c', null), 60_000);
+  await expectPttl(keys.served('w', 'c', 'th_2'), 300_000);
+  await expectPttl(keys.awaitingReload('w', 'c', 'beta'), 300_000);
+  // A later, shorter marker in the same context does not shorten the hash's life.
+  await mark([entry(null, 'alpha', 'data', NOW + 2000)]);
+  expect(await redis.hget(keys.served('w', 'c', null), 'alpha')).toBe(String(NOW + 2000));
+  await expectPttl(keys.served('w', 'c', null), 60_000);
 });
 
 it('claims each placeholder or error context of a landed customer-scope card once, across claimers', async () => {
   keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
-  await mark([entry(null, 'alpha', 'placeholder'), entry('th_1', 'alpha', 'error'), entry('th_2', 'alpha', 'data'), entry('th_3', 'beta', 'placeholder')]);
+  await mark([entry(null, 'alpha', 'placeholder'), entry(null, 'beta', 'error'), entry('th_1', 'alpha', 'error'), entry('th_2', 'alpha', 'data'), entry('th_3', 'beta', 'placeholder')]);
   const other = new Redis(redisUrl());
   const a = new ServedMarkers(redis, keys);
   const b = new ServedMarkers(other, keys);
@@ -65,13 +82,15 @@ it('claims each placeholder or error context of a landed customer-scope card onc
     other.disconnect();
   }
   // The claimed markers are gone (Plain's copy is discarded by the push); the data marker stays.
-  expect(await redis.get(keys.served('w', 'c', null, 'alpha'))).toBeNull();
-  expect(await redis.get(keys.served('w', 'c', 'th_1', 'alpha'))).toBeNull();
-  expect(await redis.get(keys.served('w', 'c', 'th_2', 'alpha'))).toBe(String(NOW + 15_000));
+  expect(await redis.hget(keys.served('w', 'c', null), 'alpha')).toBeNull();
+  // Only the landed card's field: another card's marker in the same context stays.
+  expect(await redis.hget(keys.served('w', 'c', null), 'beta')).toBe(`${NOW + 15_000}:error`);
+  expect(await redis.hget(keys.served('w', 'c', 'th_1'), 'alpha')).toBeNull();
+  expect(await redis.hget(keys.served('w', 'c', 'th_2'), 'alpha')).toBe(String(NOW + 15_000));
   expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual([]);
   expect(await a.claimAwaitingReload([customerCard('alpha')], NOW)).toEqual([]);
   // Another card's context is untouched.
-  expect(await redis.smembers(keys.awaitingReload('w', 'c', 'beta'))).toEqual(['"th_3"']);
+  expect((await redis.smembers(keys.awaitingReload('w', 'c', 'beta'))).sort()).toEqual(['"th_3"', 'null']);
 });
 
 it('claims nothing for a copy that expired in Plain or was replaced by data since', async () => {
@@ -81,7 +100,7 @@ it('claims nothing for a copy that expired in Plain or was replaced by data sinc
   const markers = new ServedMarkers(redis, keys);
   expect(await markers.claimAwaitingReload([customerCard('alpha')], NOW + 1000)).toEqual([]);
   expect(await redis.smembers(keys.awaitingReload('w', 'c', 'alpha'))).toEqual([]);
-  expect(await redis.get(keys.served('w', 'c', 'th_2', 'alpha'))).toBe(String(NOW + 15_000));
+  expect(await redis.hget(keys.served('w', 'c', 'th_2'), 'alpha')).toBe(String(NOW + 15_000));
 });
 
 it('claims only its own thread for a thread-scope card', async () => {

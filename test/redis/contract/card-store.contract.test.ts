@@ -109,14 +109,14 @@ describe.each(redisTargets())('card store on $name', (target) => {
     }
   });
 
-  it("writes the served markers of one turn's answers as one command per event-log shard, each in its slot", async () => {
+  it("writes the served markers of one turn's answers as one command per event-log shard, each in its slot, and reads them back", async () => {
     ctx = new TargetContext(target);
     const redis = ctx.client();
     const store = ctx.store({ client: redis });
     const until = Date.now() + 60_000;
     const answer = (customerId: string, turn: number): ServedEntry[] =>
       ['alpha', 'beta'].map((cardKey, i) => ({
-        key: ctx.keys.served('w_1', customerId, `t_${turn}`, cardKey),
+        hash: ctx.keys.served('w_1', customerId, `t_${turn}`),
         workspaceId: 'w_1',
         customerId,
         contextThreadId: `t_${turn}`,
@@ -134,12 +134,15 @@ describe.each(redisTargets())('card store on $name', (target) => {
       await Promise.all(customers.map((c) => store.markServed(answer(c, 2))));
       for (const turn of [1, 2]) {
         for (const c of customers) {
-          const [data, placeholder] = answer(c, turn);
-          expect(await redis.get(data!.key)).toBe(String(until));
-          expect(await redis.get(placeholder!.key)).toBe(`${until}:placeholder`);
-          expect(await redis.pttl(data!.key)).toBeGreaterThan(55_000);
+          const hash = ctx.keys.served('w_1', c, `t_${turn}`);
+          expect(await redis.hgetall(hash)).toEqual({ alpha: String(until), beta: `${until}:placeholder` });
+          expect(await redis.pttl(hash)).toBeGreaterThan(55_000);
         }
       }
+      // A request reads its context's markers with the cards (MGET and HMGET, the same slot).
+      const read = await store.readForRequest([ref('c_3', 'alpha'), ref('c_3', 'beta'), ref('c_3', 'gamma')], ctx.keys.served('w_1', 'c_3', 't_2'), true, 't_2');
+      expect(read.states).toEqual([undefined, undefined, undefined]);
+      expect(read.served).toEqual([{ until, kind: 'data' }, { until, kind: 'placeholder' }, null]);
       for (const c of customers) expect((await redis.smembers(ctx.keys.awaitingReload('w_1', c, 'beta'))).sort()).toEqual(['"t_1"', '"t_2"']);
       if (watched) {
         await new Promise((r) => setTimeout(r, 50)); // MONITOR's lines trail the replies
@@ -161,7 +164,7 @@ describe.each(redisTargets())('card store on $name', (target) => {
     const [state] = await store.readStates([card]);
     expect(state!.data!.components).toEqual([{ componentText: { text: 'still here' } }]);
     expect(state!.failure).toMatchObject({ kind: 'retriable', detail: 'upstream down' });
-    const { states } = await store.readForRequest([card], [ctx.keys.served('w_1', 'c_1', null, 'alpha')]);
+    const { states } = await store.readForRequest([card], ctx.keys.served('w_1', 'c_1', null));
     const served = states[0]!.data!.components;
     expect(served).toBeInstanceOf(ComponentsJson);
     expect((served as ComponentsJson).bytes.toString('utf8')).toBe('[{"componentText":{"text":"still here"}}]');
