@@ -146,13 +146,13 @@ export class CardStore {
     const fields = new Array<string>(markerFromRedis.length);
     for (let j = 0; j < markerFromRedis.length; j++) fields[j] = refs[markerFromRedis[j]!]!.cardKey;
     const ticket = near?.begin(keys.slice(0, m));
-    let values: (Buffer | null)[];
+    const readMarkersOf = (pipeline: ChainableCommander) => pipeline.hmgetBuffer(servedHash, ...fields);
+    let values: (Buffer | null)[] = [];
     let markers: (Buffer | null)[];
     try {
-      [values, markers] = (await Promise.all([
-        m === 0 ? [] : this.#batched((pipeline) => pipeline.mgetBuffer(keys)),
-        this.#batched((pipeline) => pipeline.hmgetBuffer(servedHash, ...fields)),
-      ])) as [(Buffer | null)[], (Buffer | null)[]];
+      // A warm single-key request (the state from the near cache) reads its marker alone.
+      if (m === 0) markers = (await this.#batched(readMarkersOf)) as (Buffer | null)[];
+      else [values, markers] = (await Promise.all([this.#batched((pipeline) => pipeline.mgetBuffer(keys)), this.#batched(readMarkersOf)])) as [(Buffer | null)[], (Buffer | null)[]];
     } catch (err) {
       if (ticket) near!.end(ticket);
       throw err;
