@@ -56,6 +56,13 @@ function contextThreadOf(member: string): string | null | undefined {
 }
 
 /**
+ * Card key / value pairs per `HSET` at most: the script passes them with Lua's `unpack`, which
+ * takes up to 8,000 values. A turn may answer many requests of one context (a burst for one
+ * customer outside threads): their markers then go as several `HSET`s of the same hash.
+ */
+const MAX_PAIRS_PER_HSET = 1000;
+
+/**
  * Queues the write of markers on `pipeline`, one command for all of them (all keys must share a
  * hash tag: in a cluster, the customers' shard's). An answer's entries share one hash, and one
  * turn's answers come one after another: consecutive entries of the same hash are one `HSET`.
@@ -67,7 +74,7 @@ export function markServedCommand(pipeline: ChainableCommander, keys: KeyLayout,
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
     const px = Math.max(1, entry.marker.until - now);
-    if (hash === undefined || hash.key !== entry.hash) {
+    if (hash === undefined || hash.key !== entry.hash || hash.fields.length === 2 * MAX_PAIRS_PER_HSET) {
       hash = { key: entry.hash, px, fields: [] };
       hashes.push(hash);
     } else if (px > hash.px) hash.px = px;

@@ -67,6 +67,19 @@ it("records what was served in its context's hash, which lives as long as its lo
   await expectPttl(keys.served('w', 'c', null), 60_000);
 });
 
+it("writes a turn's many markers of one context, past what one HSET's unpack takes", async () => {
+  keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
+  // 4,500 answers of one customer outside threads in one turn: 9,000 values for one hash.
+  const entries = Array.from({ length: 4500 }, (_, i) => entry(null, `card-${i % 3000}`, 'data', NOW + 15_000 + i));
+  await mark(entries);
+  const stored = await redis.hgetall(keys.served('w', 'c', null));
+  expect(Object.keys(stored)).toHaveLength(3000);
+  // The later answer of a card wins.
+  expect(stored['card-0']).toBe(String(NOW + 15_000 + 3000));
+  expect(stored['card-2999']).toBe(String(NOW + 15_000 + 2999));
+  await expectPttl(keys.served('w', 'c', null), 15_000 + 4499);
+});
+
 it('claims each placeholder or error context of a landed customer-scope card once, across claimers', async () => {
   keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
   await mark([entry(null, 'alpha', 'placeholder'), entry(null, 'beta', 'error'), entry('th_1', 'alpha', 'error'), entry('th_2', 'alpha', 'data'), entry('th_3', 'beta', 'placeholder')]);
