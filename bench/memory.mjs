@@ -66,6 +66,14 @@ export async function runMemory(ctx) {
       });
     }
     const events = await ctx.redis.xlen(`${env.prefix}:events`);
+    // Served markers are a hash per (customer, thread) with a field per answered card: count the fields.
+    const servedKeys = all.filter((key) => kindOf(key, env.prefix) === 'served markers');
+    let markers = 0;
+    for (let i = 0; i < servedKeys.length; i += 1000) {
+      const pipeline = ctx.redis.pipeline();
+      for (const key of servedKeys.slice(i, i + 1000)) pipeline.hlen(key);
+      for (const [, fields] of (await pipeline.exec()) ?? []) markers += Number(fields ?? 0);
+    }
 
     // The card as Plain gets it, from a sample of the cached states.
     const sample = redisKeys.filter((_, i) => i % Math.max(1, Math.floor(redisKeys.length / 1000)) === 0);
@@ -105,7 +113,7 @@ export async function runMemory(ctx) {
         `A card's JSON as Plain gets it: ${fmt.int(cardJson)} bytes on average; its stored state: ${fmt.int(storedValue)} bytes. ` +
         `Per cached card: projection ${fmt.int(perCard)} B (${(perCard / cardJson).toFixed(2)} × JSON), with its share of the customer look-up keys (index and card list) ${fmt.int(perCardWithIndex)} B (${ratio.toFixed(2)} × JSON); ` +
         `per event (card.refreshed, which carries the components too): ${fmt.int(perEvent)} B (${(perEvent / cardJson).toFixed(2)} × JSON); ` +
-        `per answered card, the served marker: ${fmt.int(served.bytes / Math.max(1, served.keys))} B. ` +
+        `per answered card, the served marker: ${fmt.int(served.bytes / Math.max(1, markers))} B (${fmt.int(markers)} markers in ${fmt.int(served.keys)} hashes, one per customer and thread). ` +
         `Everything per card incl. its event and marker: ${fmt.int(totalPrefix / cards)} B (${(totalPrefix / cards / cardJson).toFixed(2)} × JSON) → ${fmt.bytes(totalPrefix * scale)} for a million cards with one event each.`,
     ].join('\n');
     return {
