@@ -2,7 +2,6 @@
  * The Redis layer's commands as typed methods: each builds its script's KEYS and ARGV (laid out as
  * the header of `commands/<name>.lua` says) and decodes the reply. No policy lives here.
  */
-import type { ChainableCommander } from 'ioredis';
 import { defineCommands, runCommand, type CommandClient } from './commands/index.js';
 
 /** What a card's components become in a write. */
@@ -152,6 +151,29 @@ export class CardCommands {
   }
 
   /**
+   * Writes served markers (and awaiting-reload set members): per marker hash its card key / value
+   * pairs and the time it must live at least (PX, ms). All keys must share one hash slot.
+   * @returns the number of hashes written
+   */
+  markServed(
+    hashes: ReadonlyArray<{ readonly key: string; readonly px: number; readonly fields: readonly string[] }>,
+    sets: ReadonlyArray<{ readonly key: string; readonly member: string; readonly px: number }>,
+  ): Promise<number> {
+    const keys: string[] = [];
+    const args: string[] = [String(hashes.length)];
+    for (const h of hashes) {
+      keys.push(h.key);
+      args.push(String(h.px), String(h.fields.length / 2));
+      for (const field of h.fields) args.push(field);
+    }
+    for (const s of sets) {
+      keys.push(s.key);
+      args.push(s.member, String(s.px));
+    }
+    return runCommand<number>(this.#client, 'markServed', keys, args);
+  }
+
+  /**
    * Claims a landed card's contexts whose marker still says placeholder or error.
    * @returns the claimed set members
    */
@@ -165,26 +187,3 @@ export class CardCommands {
   }
 }
 
-/**
- * Queues served markers (and awaiting-reload set members) on `pipeline`, which must come from a
- * client the commands are defined on (see `defineCommands`): per marker hash its card key / value
- * pairs and the time it must live at least (PX, ms).
- */
-export function markServed(
-  pipeline: ChainableCommander,
-  hashes: ReadonlyArray<{ readonly key: string; readonly px: number; readonly fields: readonly string[] }>,
-  sets: ReadonlyArray<{ readonly key: string; readonly member: string; readonly px: number }>,
-): void {
-  const keys: string[] = [];
-  const args: string[] = [String(hashes.length)];
-  for (const h of hashes) {
-    keys.push(h.key);
-    args.push(String(h.px), String(h.fields.length / 2));
-    for (const field of h.fields) args.push(field);
-  }
-  for (const s of sets) {
-    keys.push(s.key);
-    args.push(s.member, String(s.px));
-  }
-  runCommand(pipeline, 'markServed', keys, args);
-}

@@ -18,7 +18,8 @@ import { CardWriter, type OwnedMarkers } from './card-writes.js';
 import { CustomerLookup, type CustomerRef } from './customer-lookup.js';
 import type { CustomerIndexKind, KeyLayout } from './keys.js';
 import { decodeServedMarker, type ServedMarker } from '../core/served-marker.js';
-import { markServedCommand, type ServedEntry } from './served-markers.js';
+import { writeServedMarkers, type ServedEntry } from './served-markers.js';
+import { CardCommands } from './card-commands.js';
 
 export type { CustomerRef } from './customer-lookup.js';
 export type { OwnedMarkers } from './card-writes.js';
@@ -49,8 +50,9 @@ export class CardStore {
   readonly #singleFlight: SingleFlight;
   /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
   #batch: BatchedCommand[] = [];
-  /** Served markers waiting for this turn's pipeline, by event-log shard (see #markerGroup). */
+  /** Served markers waiting for the end of this turn, by event-log shard (see #markerGroup). */
   readonly #markers = new Map<number, MarkerGroup>();
+  readonly #commands: CardCommands;
 
   constructor(opts: {
     redis: RedisClient;
@@ -75,6 +77,7 @@ export class CardStore {
     this.#writer = new CardWriter({ client: opts.redis, keys: opts.keys, clock: opts.clock, retentionSeconds: opts.retentionSeconds, retentionFor: opts.retentionFor });
     this.#lookup = new CustomerLookup(opts.redis, opts.keys);
     this.#singleFlight = new SingleFlight(opts.redis, opts.keys);
+    this.#commands = new CardCommands(opts.redis);
   }
 
   get keys(): KeyLayout {
@@ -267,20 +270,32 @@ export class CardStore {
 
   /**
    * The markers of this event-loop turn's answers for one event-log shard: written as one
-   * `markServed` command in the turn's pipeline (a customer's keys share its shard's hash tag, so
-   * the command stays in one slot of a cluster), instead of one per answer: in a thread every
-   * warm answer writes its markers, and each command costs a command object, a reply to decode
-   * and a promise besides its arguments (Redis's own `EVALSHA` overhead too).
+   * `markServed` command after the turn (a customer's keys share its shard's hash tag, so the
+   * command stays in one slot of a cluster), instead of one per answer: in a thread every warm
+   * answer writes its markers, and each command costs a command object, a reply to decode and a
+   * promise besides its arguments (Redis's own `EVALSHA` overhead too).
+   *
+   * Sent on the connection itself, not in the turn's read pipeline (#batched): an ioredis
+   * `Pipeline` copies every defined script onto itself and was most of what a warm answer in a
+   * new thread left for young-generation collections to copy and promote (BENCHMARKS.md: 1.04 MB
+   * against 0.25 MB promoted per collection, 69 against 56 µs per request). Such an answer needs
+   * no other command, so this is still one write per turn.
    */
   #markerGroup(workspaceId: string, customerId: string): MarkerGroup {
     const shard = this.#keys.shardOf(workspaceId, customerId);
     let group = this.#markers.get(shard);
     if (group === undefined) {
       const entries: ServedEntry[] = [];
-      const written = this.#batched((pipeline) => {
-        // Serialized now: later answers start a new group, for the next turn's pipeline.
-        this.#markers.delete(shard);
-        markServedCommand(pipeline, this.#keys, entries, this.#clock.now());
+      const written = new Promise<unknown>((resolve, reject) => {
+        setImmediate(() => {
+          // Serialized now: later answers start a new group, for the next turn.
+          this.#markers.delete(shard);
+          try {
+            writeServedMarkers(this.#commands, this.#keys, entries, this.#clock.now()).then(resolve, reject);
+          } catch (err) {
+            reject(err);
+          }
+        });
       });
       group = { entries, written };
       this.#markers.set(shard, group);

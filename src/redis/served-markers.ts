@@ -7,8 +7,8 @@
  * writes one hash instead of a key per card, about half the Redis time and 40 % of the memory
  * per context (BENCHMARKS.md). Two writers, both atomic per call:
  *
- * - the `/cards` answer records each answered card's marker (`markServedCommand`, sent through
- *   the card store's warm-path pipeline); a placeholder or error answer also puts its context on
+ * - the `/cards` answer records each answered card's marker (`writeServedMarkers`, one command
+ *   per event-loop turn and event-log shard: `CardStore.markServed`); a placeholder or error answer also puts its context on
  *   the card's awaiting-reload set, so that the worker that lands the card finds every context
  *   (every thread, for a customer-scope card) whose copy in Plain needs replacing;
  * - the worker that landed a card claims those contexts (`ServedMarkers.claimAwaitingReload`):
@@ -17,12 +17,11 @@
  *   not taken for a manual reload and is answered from the cache. The claim also makes the push
  *   exactly-once across processes: two workers landing the same card cannot both claim a context.
  */
-import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from './connections.js';
 import type { CardRef } from '../core/card-ref.js';
 import { encodeServedMarker, type ServedMarker } from '../core/served-marker.js';
 import type { KeyLayout } from './keys.js';
-import { CardCommands, markServed } from './card-commands.js';
+import { CardCommands } from './card-commands.js';
 
 /** One answered card: its context's marker hash (`keys.served`), that context, the card and what it was. */
 export interface ServedEntry {
@@ -63,11 +62,11 @@ function contextThreadOf(member: string): string | null | undefined {
 const MAX_PAIRS_PER_HSET = 1000;
 
 /**
- * Queues the write of markers on `pipeline`, one command for all of them (all keys must share a
- * hash tag: in a cluster, the customers' shard's). An answer's entries share one hash, and one
- * turn's answers come one after another: consecutive entries of the same hash are one `HSET`.
+ * Writes markers, one command for all of them (all keys must share a hash tag: in a cluster, the
+ * customers' shard's). An answer's entries share one hash, and one turn's answers come one after
+ * another: consecutive entries of the same hash are one `HSET`.
  */
-export function markServedCommand(pipeline: ChainableCommander, keys: KeyLayout, entries: readonly ServedEntry[], now: number): void {
+export function writeServedMarkers(commands: CardCommands, keys: KeyLayout, entries: readonly ServedEntry[], now: number): Promise<number> {
   const hashes: Array<{ key: string; px: number; fields: string[] }> = [];
   const sets: Array<{ key: string; member: string; px: number }> = [];
   let hash: { key: string; px: number; fields: string[] } | undefined;
@@ -83,7 +82,7 @@ export function markServedCommand(pipeline: ChainableCommander, keys: KeyLayout,
       sets.push({ key: keys.awaitingReload(entry.workspaceId, entry.customerId, entry.cardKey), member: servedContextMember(entry.contextThreadId), px });
     }
   }
-  markServed(pipeline, hashes, sets);
+  return commands.markServed(hashes, sets);
 }
 
 /** The claim side, for the process that lands cards. */

@@ -9,7 +9,8 @@ import { systemClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { keyLayout } from '../../src/redis/keys.js';
-import { markServedCommand } from '../../src/redis/served-markers.js';
+import { writeServedMarkers } from '../../src/redis/served-markers.js';
+import { CardCommands } from '../../src/redis/card-commands.js';
 import { createPushReloads, SECOND_LOOK_MS, type PushReloads } from '../../src/plain/push-reloads.js';
 import { startFakePlainApi, FAKE_PLAIN_API_KEY } from '../helpers/fake-plain-api.js';
 import { cleanupProxies, deleteByPrefix, LogSink, redisUrl } from '../helpers/harness.js';
@@ -41,10 +42,8 @@ it('finds a placeholder marker recorded just after the card landed, and pushes i
   await new Promise((r) => setTimeout(r, 100));
   expect(plain.calls).toEqual([]);
   // ... the request's marker arrives now, as it does when the card landed between its last read and its write.
-  const pipeline = redis.pipeline();
   const entry = { hash: keys.served('w', 'c_1', 'th_9'), workspaceId: 'w', customerId: 'c_1', contextThreadId: 'th_9', cardKey: 'alpha' };
-  markServedCommand(pipeline, keys, [{ ...entry, marker: { until: Date.now() + 15_000, kind: 'placeholder' } }], Date.now());
-  await pipeline.exec();
+  await writeServedMarkers(new CardCommands(redis), keys, [{ ...entry, marker: { until: Date.now() + 15_000, kind: 'placeholder' } }], Date.now());
 
   await plain.waitForReloads(1, 5000);
   expect(Date.now() - landedAt).toBeGreaterThanOrEqual(SECOND_LOOK_MS - 50);

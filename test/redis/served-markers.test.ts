@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { keyLayout, type KeyLayout } from '../../src/redis/keys.js';
 import { defineCommands } from '../../src/redis/commands/index.js';
-import { markServedCommand, ServedMarkers, type ServedEntry } from '../../src/redis/served-markers.js';
+import { ServedMarkers, writeServedMarkers, type ServedEntry } from '../../src/redis/served-markers.js';
+import { CardCommands } from '../../src/redis/card-commands.js';
 import type { ServedKind } from '../../src/core/served-marker.js';
 import type { CardRef } from '../../src/core/card-ref.js';
 import { deleteByPrefix, redisUrl } from '../helpers/harness.js';
@@ -27,11 +28,9 @@ function entry(contextThreadId: string | null, cardKey: string, kind: ServedKind
   return { hash: keys.served('w', 'c', contextThreadId), workspaceId: 'w', customerId: 'c', contextThreadId, cardKey, marker: { until, kind } };
 }
 
-async function mark(entries: ServedEntry[]): Promise<void> {
-  const pipeline = redis.pipeline();
-  markServedCommand(pipeline, keys, entries, NOW);
-  const results = await pipeline.exec();
-  expect(results?.[0]?.[0]).toBeNull();
+/** Writes `entries` as one command; resolves with the number of hashes written. */
+async function mark(entries: ServedEntry[]): Promise<number> {
+  return writeServedMarkers(new CardCommands(redis), keys, entries, NOW);
 }
 
 const customerCard = (cardKey: string): CardRef => ({ workspaceId: 'w', customerId: 'c', threadId: null, cardKey });
@@ -45,13 +44,16 @@ async function expectPttl(key: string, ms: number): Promise<void> {
 
 it("records what was served in its context's hash, which lives as long as its longest marker", async () => {
   keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
-  await mark([
-    entry(null, 'alpha', 'data'),
-    entry(null, 'beta', 'data', NOW + 60_000),
-    entry('th_1', 'alpha', 'placeholder'),
-    entry('th_2', 'beta', 'error', NOW + 300_000),
-    entry('th_2', 'alpha', 'data', NOW + 5000),
-  ]);
+  // Three contexts, three hashes (consecutive entries of one context are one HSET).
+  expect(
+    await mark([
+      entry(null, 'alpha', 'data'),
+      entry(null, 'beta', 'data', NOW + 60_000),
+      entry('th_1', 'alpha', 'placeholder'),
+      entry('th_2', 'beta', 'error', NOW + 300_000),
+      entry('th_2', 'alpha', 'data', NOW + 5000),
+    ]),
+  ).toBe(3);
   expect(await redis.hgetall(keys.served('w', 'c', null))).toEqual({ alpha: String(NOW + 15_000), beta: String(NOW + 60_000) });
   expect(await redis.hgetall(keys.served('w', 'c', 'th_1'))).toEqual({ alpha: `${NOW + 15_000}:placeholder` });
   expect(await redis.hgetall(keys.served('w', 'c', 'th_2'))).toEqual({ beta: `${NOW + 300_000}:error`, alpha: String(NOW + 5000) });
@@ -71,7 +73,8 @@ it("writes a turn's many markers of one context, past what one HSET's unpack tak
   keys = keyLayout(`test-${randomUUID().slice(0, 8)}`);
   // 4,500 answers of one customer outside threads in one turn: 9,000 values for one hash.
   const entries = Array.from({ length: 4500 }, (_, i) => entry(null, `card-${i % 3000}`, 'data', NOW + 15_000 + i));
-  await mark(entries);
+  // 4,500 pairs in HSETs of at most 1,000.
+  expect(await mark(entries)).toBe(5);
   const stored = await redis.hgetall(keys.served('w', 'c', null));
   expect(Object.keys(stored)).toHaveLength(3000);
   // The later answer of a card wins.

@@ -8,7 +8,7 @@
  * script builds a key name. `CardCommands` (../card-commands.ts) builds the key arrays.
  */
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 export const COMMAND_NAMES = [
   'claimRefresh',
@@ -57,12 +57,9 @@ export function defineCommands(client: CommandClient): void {
 
 type Invoke = (numKeys: number, ...args: string[]) => unknown;
 
-/** Runs a command defined by {@link defineCommands} on a client or queues it on a pipeline. */
-export function runCommand<T>(target: CommandClient, name: CommandName, keys: readonly string[], args: readonly string[]): Promise<T>;
-export function runCommand(target: ChainableCommander, name: CommandName, keys: readonly string[], args: readonly string[]): void;
-export function runCommand<T>(target: CommandClient | ChainableCommander, name: CommandName, keys: readonly string[], args: readonly string[]): Promise<T> | void {
+/** Runs a command defined by {@link defineCommands} on a client. */
+export function runCommand<T>(target: CommandClient, name: CommandName, keys: readonly string[], args: readonly string[]): Promise<T> {
   const invoke = (target as unknown as Record<string, Invoke>)[methodOf(name)];
   if (typeof invoke !== 'function') throw new Error(`Redis command ${name} is not defined on this client`);
-  const result = invoke.call(target, keys.length, ...keys, ...args);
-  return result instanceof Promise ? (result as Promise<T>) : undefined;
+  return invoke.call(target, keys.length, ...keys, ...args) as Promise<T>;
 }
