@@ -276,10 +276,10 @@ export class CardStore {
    * promise besides its arguments (Redis's own `EVALSHA` overhead too).
    *
    * Sent on the connection itself, not in the turn's read pipeline (#batched): an ioredis
-   * `Pipeline` copies every defined script onto itself and was most of what a warm answer in a
-   * new thread left for young-generation collections to copy and promote (BENCHMARKS.md: 1.04 MB
-   * against 0.25 MB promoted per collection, 69 against 56 µs per request). Such an answer needs
-   * no other command, so this is still one write per turn.
+   * `Pipeline` copies every defined script onto itself and was the largest part of what a warm
+   * answer in a new thread left for young-generation collections to promote (BENCHMARKS.md: 1.06
+   * MB against 0.58 MB promoted per collection). Such an answer needs no other command, so this
+   * is still one write per turn.
    */
   #markerGroup(workspaceId: string, customerId: string): MarkerGroup {
     const shard = this.#keys.shardOf(workspaceId, customerId);
