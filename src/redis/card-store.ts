@@ -286,16 +286,10 @@ export class CardStore {
     let group = this.#markers.get(shard);
     if (group === undefined) {
       const entries: ServedEntry[] = [];
-      const written = new Promise<unknown>((resolve, reject) => {
-        setImmediate(() => {
-          // Serialized now: later answers start a new group, for the next turn.
-          this.#markers.delete(shard);
-          try {
-            writeServedMarkers(this.#commands, this.#keys, entries, this.#clock.now()).then(resolve, reject);
-          } catch (err) {
-            reject(err);
-          }
-        });
+      const written = new Promise((turnEnded) => setImmediate(turnEnded)).then(() => {
+        // Serialized now: later answers start a new group, for the next turn.
+        this.#markers.delete(shard);
+        return writeServedMarkers(this.#commands, this.#keys, entries, this.#clock.now());
       });
       group = { entries, written };
       this.#markers.set(shard, group);

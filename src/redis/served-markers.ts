@@ -4,13 +4,14 @@
  * answered in it. A field outlives its own `until` when a later one of the same context lasts
  * longer (the hash expires with its longest marker): readers compare `until` with the time, as
  * they must anyway. One key per context instead of one per card: a warm answer in a new thread
- * writes one hash instead of a key per card, about half the Redis time and 40 % of the memory
- * per context (BENCHMARKS.md). Two writers, both atomic per call:
+ * writes one hash instead of a key per card, for about 40 % less Redis time and half the memory
+ * per answered card (BENCHMARKS.md). Two writers, both atomic per call:
  *
  * - the `/cards` answer records each answered card's marker (`writeServedMarkers`, one command
- *   per event-loop turn and event-log shard: `CardStore.markServed`); a placeholder or error answer also puts its context on
- *   the card's awaiting-reload set, so that the worker that lands the card finds every context
- *   (every thread, for a customer-scope card) whose copy in Plain needs replacing;
+ *   per event-loop turn and event-log shard: `CardStore.markServed`); a placeholder or error
+ *   answer also puts its context on the card's awaiting-reload set, so that the worker that lands
+ *   the card finds every context (every thread, for a customer-scope card) whose copy in Plain
+ *   needs replacing;
  * - the worker that landed a card claims those contexts (`ServedMarkers.claimAwaitingReload`):
  *   the claim deletes the placeholder/error marker before the push reload is sent, since that
  *   reload discards Plain's copy. Plain's follow-up request then finds no copy recorded, so it is
