@@ -31,7 +31,7 @@ interface BatchedCommand {
   reject: (err: unknown) => void;
 }
 
-/** Served markers of one turn's answers, written by one command (see CardStore.#markerGroup). */
+/** Served markers of one run of answers, written by one command (see CardStore.#markerGroup). */
 interface MarkerGroup {
   readonly entries: ServedEntry[];
   readonly written: Promise<unknown>;
@@ -50,7 +50,7 @@ export class CardStore {
   readonly #singleFlight: SingleFlight;
   /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
   #batch: BatchedCommand[] = [];
-  /** Served markers waiting for the end of this turn, by event-log shard (see #markerGroup). */
+  /** Served markers waiting for the end of the current run of code, by event-log shard (see #markerGroup). */
   readonly #markers = new Map<number, MarkerGroup>();
   readonly #commands: CardCommands;
 
@@ -236,7 +236,7 @@ export class CardStore {
 
   /**
    * Records what Plain was given for each answered card and until when (see served-markers.ts),
-   * in one command with the other answers of this event-loop turn (#markerGroup). Sent without
+   * in one command with the other answers of the same run of code (#markerGroup). Sent without
    * waiting for the reply: it is not on the response's critical path, and a lost marker only
    * misses one reload. `refs`: the cards' refs, for the near cache to remember the markers.
    */
@@ -269,25 +269,32 @@ export class CardStore {
   }
 
   /**
-   * The markers of this event-loop turn's answers for one event-log shard: written as one
-   * `markServed` command after the turn (a customer's keys share its shard's hash tag, so the
-   * command stays in one slot of a cluster), instead of one per answer: in a thread every warm
-   * answer writes its markers, and each command costs a command object, a reply to decode and a
-   * promise besides its arguments (Redis's own `EVALSHA` overhead too).
+   * The markers of the answers made in one run of code (the lean path answers a turn's requests
+   * in one such run; the continuations one Redis reply resumes are another) for one event-log
+   * shard: written as one `markServed` command once that run is over (`process.nextTick`), not
+   * one per answer (a customer's keys share its shard's hash tag, so the command stays in one
+   * slot of a cluster): in a thread every warm answer writes its markers, and each command costs
+   * a command object, a reply to decode and a promise besides its arguments (Redis's own
+   * `EVALSHA` overhead too).
+   *
+   * Right after the run, not in the next turn (`setImmediate`): the command then leaves in the
+   * same turn as the answers, and the markers do not wait through the next turn's reads. Measured
+   * with every warm 5-card request in a new thread: CPU per request 0.96 of what waiting for the
+   * next turn cost, throughput 4 % higher (BENCHMARKS.md: served markers written in the turn).
    *
    * Sent on the connection itself, not in the turn's read pipeline (#batched): an ioredis
    * `Pipeline` copies every defined script onto itself and was the largest part of what a warm
    * answer in a new thread left for young-generation collections to promote (BENCHMARKS.md: 1.06
-   * MB against 0.58 MB promoted per collection). Such an answer needs no other command, so this
-   * is still one write per turn.
+   * MB against 0.58 MB promoted per collection). Such an answer needs no other command, so a
+   * turn's answers still make one write.
    */
   #markerGroup(workspaceId: string, customerId: string): MarkerGroup {
     const shard = this.#keys.shardOf(workspaceId, customerId);
     let group = this.#markers.get(shard);
     if (group === undefined) {
       const entries: ServedEntry[] = [];
-      const written = new Promise((turnEnded) => setImmediate(turnEnded)).then(() => {
-        // Serialized now: later answers start a new group, for the next turn.
+      const written = new Promise((runEnded) => process.nextTick(runEnded)).then(() => {
+        // Serialized now: later answers start a new group.
         this.#markers.delete(shard);
         return writeServedMarkers(this.#commands, this.#keys, entries, this.#clock.now());
       });
