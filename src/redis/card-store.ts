@@ -279,8 +279,8 @@ export class CardStore {
    *
    * Right after the run, not in the next turn (`setImmediate`): the command then leaves in the
    * same turn as the answers, and the markers do not wait through the next turn's reads. Measured
-   * with every warm 5-card request in a new thread: CPU per request 0.96 of what waiting for the
-   * next turn cost, throughput 4 % higher (BENCHMARKS.md: served markers written in the turn).
+   * with every warm 5-card request in a new thread: CPU per request 0.96-0.97 of what waiting for
+   * the next turn cost (BENCHMARKS.md: served markers sent in the turn).
    *
    * Sent on the connection itself, not in the turn's read pipeline (#batched): an ioredis
    * `Pipeline` copies every defined script onto itself and was the largest part of what a warm
