@@ -3,8 +3,7 @@
  * process's near cache, batched per event-loop turn), and the writes, each a named command (see
  * card-writes.ts and card-commands.ts). No resolution policy lives here.
  */
-import type { ChainableCommander } from 'ioredis';
-import { isCluster, type RedisClient } from './connections.js';
+import type { RedisClient } from './connections.js';
 import type { Clock } from '../core/clock.js';
 import { isOwnContext, type CardRef } from '../core/card-ref.js';
 import { keepUntil, type CardState, type RetentionPolicy, type ServedCardState } from '../core/card-state.js';
@@ -20,16 +19,10 @@ import type { CustomerIndexKind, KeyLayout } from './keys.js';
 import { decodeServedMarker, type ServedMarker } from '../core/served-marker.js';
 import { writeServedMarkers, type ServedEntry } from './served-markers.js';
 import { CardCommands } from './card-commands.js';
+import { TurnBatch, type TurnCommand } from './turn-batch.js';
 
 export type { CustomerRef } from './customer-lookup.js';
 export type { OwnedMarkers } from './card-writes.js';
-
-/** A warm-path command waiting for its event-loop turn's pipeline. */
-interface BatchedCommand {
-  add: (pipeline: ChainableCommander) => void;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
 
 /** Served markers of one run of answers, written by one command (see CardStore.#markerGroup). */
 interface MarkerGroup {
@@ -48,8 +41,8 @@ export class CardStore {
   readonly #lookup: CustomerLookup;
   /** Only to read who holds in-flight markers; the refresh scheduler claims them. */
   readonly #singleFlight: SingleFlight;
-  /** Warm-path commands waiting for this event-loop turn's pipeline (see #batched). */
-  #batch: BatchedCommand[] = [];
+  /** Warm-path reads of this event-loop turn, sent together (turn-batch.ts). */
+  readonly #turn: TurnBatch;
   /** Served markers waiting for the end of the current run of code, by event-log shard (see #markerGroup). */
   readonly #markers = new Map<number, MarkerGroup>();
   readonly #commands: CardCommands;
@@ -78,6 +71,7 @@ export class CardStore {
     this.#lookup = new CustomerLookup(opts.redis, opts.keys);
     this.#singleFlight = new SingleFlight(opts.redis, opts.keys);
     this.#commands = new CardCommands(opts.redis);
+    this.#turn = new TurnBatch(opts.redis);
   }
 
   get keys(): KeyLayout {
@@ -149,13 +143,13 @@ export class CardStore {
     const fields = new Array<string>(markerFromRedis.length);
     for (let j = 0; j < markerFromRedis.length; j++) fields[j] = refs[markerFromRedis[j]!]!.cardKey;
     const ticket = near?.begin(keys.slice(0, m));
-    const readMarkersOf = (pipeline: ChainableCommander) => pipeline.hmgetBuffer(servedHash, ...fields);
+    const markersRead: TurnCommand = { name: 'hmgetBuffer', key: servedHash, fields };
     let values: (Buffer | null)[] = [];
     let markers: (Buffer | null)[];
     try {
       // A warm single-key request (the state from the near cache) reads its marker alone.
-      if (m === 0) markers = (await this.#batched(readMarkersOf)) as (Buffer | null)[];
-      else [values, markers] = (await Promise.all([this.#batched((pipeline) => pipeline.mgetBuffer(keys)), this.#batched(readMarkersOf)])) as [(Buffer | null)[], (Buffer | null)[]];
+      if (m === 0) markers = (await this.#turn.send(markersRead)) as (Buffer | null)[];
+      else [values, markers] = (await Promise.all([this.#turn.send({ name: 'mgetBuffer', keys }), this.#turn.send(markersRead)])) as [(Buffer | null)[], (Buffer | null)[]];
     } catch (err) {
       if (ticket) near!.end(ticket);
       throw err;
@@ -282,7 +276,7 @@ export class CardStore {
    * with every warm 5-card request in a new thread: CPU per request 0.96-0.97 of what waiting for
    * the next turn cost (BENCHMARKS.md: served markers sent in the turn).
    *
-   * Sent on the connection itself, not in the turn's read pipeline (#batched): an ioredis
+   * Sent on the connection itself, not with the turn's reads (turn-batch.ts): an ioredis
    * `Pipeline` copies every defined script onto itself and was the largest part of what a warm
    * answer in a new thread left for young-generation collections to promote (BENCHMARKS.md: 1.06
    * MB against 0.58 MB promoted per collection). Such an answer needs no other command, so a
@@ -306,55 +300,7 @@ export class CardStore {
 
   /** Deletes served markers of one context (see `CardResolver`'s take-over before a refresh it waits for). */
   async forgetServed(servedHash: string, cardKeys: readonly string[]): Promise<void> {
-    if (cardKeys.length > 0) await this.#batched((pipeline) => pipeline.hdel(servedHash, ...cardKeys));
-  }
-
-  /**
-   * Queues a warm-path command into one pipeline per event-loop turn: the requests answered
-   * concurrently then share one socket write (and one Pipeline) instead of one write per
-   * command, which is most of what a warm request costs besides its own HTTP I/O. Under no
-   * concurrency a batch holds one command and the wait is one `setImmediate`. Each command still
-   * has the connection's command time-out, and fails on its own.
-   */
-  #batched(add: (pipeline: ChainableCommander) => void): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.#batch.push({ add, resolve, reject });
-      if (this.#batch.length === 1) setImmediate(() => this.#flush());
-    });
-  }
-
-  #flush(): void {
-    const batch = this.#batch;
-    this.#batch = [];
-    // A cluster pipeline must stay on one node: there each request's commands (one customer, one
-    // slot) go as a pipeline of their own.
-    if (isCluster(this.#redis)) for (const entry of batch) this.#send([entry]);
-    else this.#send(batch);
-  }
-
-  #send(batch: readonly BatchedCommand[]): void {
-    let exec: Promise<Array<[Error | null, unknown]> | null>;
-    try {
-      const pipeline = this.#redis.pipeline();
-      for (const { add } of batch) add(pipeline);
-      exec = pipeline.exec();
-    } catch (err) {
-      for (const { reject } of batch) reject(err);
-      return;
-    }
-    exec.then(
-      (results) => {
-        batch.forEach(({ resolve, reject }, i) => {
-          const result = results?.[i];
-          if (!result) reject(new Error('no reply in the pipeline'));
-          else if (result[0]) reject(result[0]);
-          else resolve(result[1]);
-        });
-      },
-      (err: unknown) => {
-        for (const { reject } of batch) reject(err);
-      },
-    );
+    if (cardKeys.length > 0) await this.#turn.send({ name: 'hdel', key: servedHash, fields: [...cardKeys] });
   }
 
   /**
