@@ -9,24 +9,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCli, stopCliProcesses } from '../helpers/cli-process.js';
-import { eventually, redisUrl } from '../helpers/harness.js';
+import { deleteByPrefix, eventually, redisUrl, testRedisClient } from '../helpers/harness.js';
 import { freePort } from '../helpers/free-port.js';
 
 let dir: string;
+/** The key prefixes the started processes wrote under (their queues' keys), deleted afterwards. */
+const prefixes: string[] = [];
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'cardproxy-npm-start-'));
 });
 afterEach(stopCliProcesses);
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  const redis = await testRedisClient('single');
+  try {
+    for (const prefix of prefixes) await deleteByPrefix(redis, prefix);
+  } finally {
+    redis.disconnect();
+  }
+});
 
 async function configFile(): Promise<{ file: string; port: number }> {
   const port = await freePort();
   const file = join(dir, `config-${port}.json`);
+  const keyPrefix = `test-npm-${randomUUID().slice(0, 8)}`;
+  prefixes.push(keyPrefix);
   writeFileSync(
     file,
     JSON.stringify({
       listen: { host: '127.0.0.1', port },
-      redis: { keyPrefix: `test-npm-${randomUUID().slice(0, 8)}` },
+      redis: { keyPrefix },
       upstreams: { legacy: { url: 'http://127.0.0.1:9/cards' } },
       cards: { alpha: { upstream: 'legacy' } },
     }),
